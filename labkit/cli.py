@@ -185,9 +185,10 @@ def _non_negative(text: str) -> float:
 
 
 def _configure_logging(quiet: bool) -> None:
+    # Replace, not add: main() may run several times in one process (tests).
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
+    logger.handlers = [handler]
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
 

@@ -1,0 +1,73 @@
+"""Config: defaults, validation messages, environment and overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit import Config, ConfigError
+
+
+def test_defaults_sit_under_the_limit():
+    config = Config()
+    assert config.max_concurrency == 9 < config.rate_limit == 10
+    assert (config.base_delay, config.max_delay, config.rate_window) == (0.2, 2.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("knob", "value", "words"),
+    [
+        ("max_concurrency", 0, ["MAX_CONCURRENCY=0", "from 1 to 10000"]),
+        ("max_concurrency", 2.5, ["MAX_CONCURRENCY=2.5", "whole number"]),
+        ("max_concurrency", True, ["MAX_CONCURRENCY=True", "whole number"]),
+        ("max_retries", -1, ["MAX_RETRIES=-1", "from 0"]),
+        ("base_delay_ms", -5, ["BASE_DELAY_MS=-5", "from 0"]),
+        ("rate_limit", 0, ["RATE_LIMIT=0", "from 1"]),
+        ("jitter", "some", ["JITTER='some'", "none, equal, full"]),
+        ("retry_policy", "always", ["RETRY_POLICY='always'", "lab, production"]),
+        ("honour_hint", "yes", ["HONOUR_HINT='yes'", "True or False"]),
+    ],
+)
+def test_an_invalid_knob_is_refused_with_its_name_value_and_range(knob, value, words):
+    with pytest.raises(ConfigError) as caught:
+        Config(**{knob: value})
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_the_cap_may_not_sit_below_the_base():
+    with pytest.raises(ConfigError, match="MAX_DELAY_MS=100 is below BASE_DELAY_MS=200"):
+        Config(base_delay_ms=200, max_delay_ms=100)
+
+
+def test_config_is_frozen_and_replace_validates_again():
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.max_retries = 3  # type: ignore[misc]
+    assert config.replace(max_retries=3).max_retries == 3
+    with pytest.raises(ConfigError):
+        config.replace(max_retries=-3)
+
+
+def test_from_env_reads_knobs_and_overrides_win():
+    environ = {"MAX_CONCURRENCY": "20", "JITTER": "full", "HONOUR_HINT": "off",
+               "UNRELATED": "x"}
+    config = Config.from_env(environ, max_retries=4, max_delay_ms=None)
+    assert (config.max_concurrency, config.jitter, config.honour_hint) == (20, "full", False)
+    assert config.max_retries == 4
+    assert config.max_delay_ms == Config().max_delay_ms
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        ({"MAX_CONCURRENCY": "many"}, ["MAX_CONCURRENCY='many'", "environment",
+                                       "whole number"]),
+        ({"MAX_CONCURRENCY": "0"}, ["MAX_CONCURRENCY=0", "from 1"]),
+        ({"HONOUR_HINT": "perhaps"}, ["HONOUR_HINT='perhaps'", "true or false"]),
+    ],
+)
+def test_from_env_refuses_bad_text_naming_the_variable(environ, words):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(environ)
+    for word in words:
+        assert word in str(caught.value)
