@@ -281,7 +281,9 @@ def _read_chat_request(request: httpx.Request) -> tuple[str, str]:
     if not isinstance(note, str) or not note.strip():
         raise ValueError("the last user message needs non-empty text 'content'")
     if len(note) > MAX_NOTE_CHARS:
-        raise ValueError(f"the note is {len(note)} characters; at most {MAX_NOTE_CHARS}")
+        raise ValueError(
+            f"the note is {len(note)} characters; at most {MAX_NOTE_CHARS}"
+        )
 
     metadata = body.get("metadata") or {}
     return str(metadata.get("record_id", "")), note

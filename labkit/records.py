@@ -48,12 +48,14 @@ def iter_records(path: str | Path) -> Iterator[Record]:
     """Yield records one at a time, so a huge file never sits in memory whole."""
     seen: set[str] = set()
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, "rb")
     except OSError as error:
         raise RecordsError(f"{path}: cannot read the records file ({error})") from None
 
+    # Bytes in, decoded line by line, so a stray binary line is named by number.
     with handle:
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            line = _decode(raw, f"{path}:{number}")
             if not line.strip():
                 continue
             record = _parse_line(line, f"{path}:{number}")
@@ -63,13 +65,23 @@ def iter_records(path: str | Path) -> Iterator[Record]:
             yield record
 
 
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RecordsError(
+            f"{where}: not UTF-8 text (byte {error.start + 1} of the line)"
+        ) from None
+
+
 def _parse_line(line: str, where: str) -> Record:
     try:
         data = json.loads(line)
     except json.JSONDecodeError as error:
         raise RecordsError(f"{where}: not valid JSON ({error.msg})") from None
     if not isinstance(data, dict):
-        raise RecordsError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        kind = type(data).__name__
+        raise RecordsError(f"{where}: expected a JSON object, got {kind}")
 
     for field in ("id", "note"):
         value = data.get(field)

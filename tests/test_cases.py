@@ -1,4 +1,4 @@
-"""The field cases K1-K5 of shared/cases/CASES.md, with their inputs and expectations."""
+"""The field cases K1-K5 of shared/cases/CASES.md: their inputs, their outcomes."""
 
 from __future__ import annotations
 

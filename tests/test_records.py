@@ -45,6 +45,13 @@ def test_a_bad_line_is_refused_naming_file_and_line(tmp_path, lines, where, word
     assert words in str(caught.value)
 
 
+def test_a_binary_line_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b'{"id": "a", "note": "x"}\n\xff\xfe\x00garbage\n')
+    with pytest.raises(RecordsError, match=r":2: not UTF-8 text"):
+        load_records(path)
+
+
 def test_an_empty_file_is_refused(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("\n\n")

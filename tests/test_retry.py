@@ -5,8 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from labkit import LAB, PRODUCTION, RateLimitError, RetriesExhausted, Timeline, run_virtual
-from labkit import with_retry
+from labkit import (
+    LAB,
+    PRODUCTION,
+    RateLimitError,
+    RetriesExhausted,
+    Timeline,
+    run_virtual,
+    with_retry,
+)
 from labkit.client import (
     BadRequestError,
     ConnectionLostError,
@@ -18,7 +25,7 @@ from labkit.client import (
 
 
 def _scripted(errors, **options):
-    """Run the retry loop over an attempt that raises ``errors`` in turn, then succeeds."""
+    """Retry an attempt that raises each of ``errors`` in turn, then succeeds."""
     async def scenario():
         timeline = Timeline()
         script = list(errors)
