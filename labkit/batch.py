@@ -19,7 +19,7 @@ from .config import Config
 from .mock_server import MockEndpoint
 from .pool import Pool, QueueCleared
 from .records import Record
-from .retry import POLICIES, RetriesExhausted, describe, with_retry
+from .retry import POLICIES, RetriesExhausted, failure_kind, failure_reason, with_retry
 from .timeline import Timeline
 
 __all__ = ["Outcome", "Report", "BatchRun", "run_batch", "settle", "partition"]
@@ -29,7 +29,13 @@ SUCCEEDED, FAILED, NOT_ATTEMPTED = "succeeded", "failed", "not_attempted"
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one record ended: ``succeeded`` with a value, or not, with a reason."""
+    """How one record ended: ``succeeded`` with a value, or not, with a reason.
+
+    ``attempts`` counts the requests the record got. A record that did not
+    succeed has a ``kind`` (``rate_limited``, ``timeout``, ``not_attempted``,
+    ... see ``labkit.retry.failure_kind``) and a ``reason`` that starts with
+    that kind and the attempts it took.
+    """
 
     record_id: str
     status: str
@@ -37,6 +43,7 @@ class Outcome:
     reason: str | None = None
     error_type: str | None = None
     attempts: int = 0
+    kind: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -48,24 +55,24 @@ class Outcome:
         """The outcome of a finished job: its value, or the error it raised."""
         if not isinstance(result, BaseException):
             return cls(record_id, SUCCEEDED, value=result, attempts=attempts)  # type: ignore[arg-type]
-        if isinstance(result, RetriesExhausted):
-            attempts = result.attempts
         if isinstance(result, QueueCleared):
             return cls(
                 record_id,
                 NOT_ATTEMPTED,
                 reason=f"not attempted: {result}",
                 error_type="QueueCleared",
+                kind="cleared",
             )
-        reason = describe(result)
-        if isinstance(result, asyncio.CancelledError):
-            reason = "cancelled while in flight"
+
+        if isinstance(result, RetriesExhausted):
+            attempts = result.attempts
         return cls(
             record_id,
             FAILED,
-            reason=reason,
+            reason=failure_reason(result, attempts),
             error_type=type(result).__name__,
             attempts=attempts,
+            kind=failure_kind(result),
         )
 
 
@@ -186,28 +193,48 @@ class BatchRun:
         self.settled: dict[str, Outcome] = {}
         self.in_flight: dict[str, int] = {}  # record id -> requests sent so far
         self.admitted: list[str] = []
+        self.stopped = False
         self._start: float | None = None
         self._end: float | None = None
 
     async def run(self) -> Report:
-        """Process every record and return the report of how each one ended."""
+        """Process every record and return the report of how each one ended.
+
+        Cancelling the task that awaits this cancels every record in flight,
+        waits for them to unwind, and then raises ``CancelledError``: it never
+        returns a report as if the batch had finished. ``report(interrupted=True)``
+        then gives the honest partial report.
+        """
         loop = asyncio.get_running_loop()
         self._start = loop.time()
         self.timeline.emit("batch_start", detail=_count_hint(self.records))
 
-        async with self.endpoint.client() as client, asyncio.TaskGroup() as outer:
-            monitor = outer.create_task(self._monitor())
-            await self._feed(client)
-            monitor.cancel()
-            self._sample()
+        try:
+            await self._run_all()
+        finally:
+            # Also on cancellation, so a partial report has its true duration.
+            self._end = loop.time()
 
-        self._end = loop.time()
         self.timeline.emit("batch_end")
         return self.report()
+
+    def stop(self) -> int:
+        """Send no new record and clear the pool's queue; in-flight ones finish.
+
+        Returns how many queued records were cleared. Every record that was
+        not sent is reported as not attempted. Clearing ``batch.pool``'s
+        queue directly has the same effect, provided a record was waiting in
+        it: the batch learns of the clear from the records it cleared.
+        """
+        self.stopped = True
+        return 0 if self.pool is None else self.pool.clear_queue()
 
     def report(self, *, interrupted: bool = False) -> Report:
         """The report so far: unsettled records count as not attempted or failed."""
         outcomes = [self._outcome_now(record_id) for record_id in self.admitted]
+
+        # The records never admitted are known only for a list: a stopped
+        # stream's report lists just the records it read, not the unread rest.
         if isinstance(self.records, list | tuple):
             seen = len(self.admitted)
             outcomes += [_never_sent(r.id) for r in self.records[seen:]]
@@ -223,6 +250,13 @@ class BatchRun:
             interrupted=interrupted,
         )
 
+    async def _run_all(self) -> None:
+        async with self.endpoint.client() as client, asyncio.TaskGroup() as outer:
+            monitor = outer.create_task(self._monitor())
+            await self._feed(client)
+            monitor.cancel()
+            self._sample()
+
     async def _feed(self, client: Any) -> None:
         # Admission bounds how many records wait as tasks at once, so a batch of
         # 100 000 costs memory for its results, not for 100 000 waiting tasks.
@@ -230,6 +264,11 @@ class BatchRun:
         async with asyncio.TaskGroup() as workers:
             for record in self.records:
                 await admission.acquire()
+
+                # A cleared queue means "no more": records not yet admitted
+                # stay unsent, and the report lists them as not attempted.
+                if self.stopped:
+                    break
                 self.admitted.append(record.id)
                 workers.create_task(self._process(client, record, admission))
 
@@ -245,6 +284,8 @@ class BatchRun:
             else:
                 value = await self.pool.run(self._with_retry, client, record)
         except Exception as error:
+            if isinstance(error, QueueCleared):
+                self.stopped = True
             self._settle(Outcome.from_result(record.id, error, self._sent(record)))
         else:
             self._settle(Outcome.from_result(record.id, value, self._sent(record)))
@@ -278,9 +319,11 @@ class BatchRun:
 
     def _settle(self, outcome: Outcome) -> None:
         self.settled[outcome.record_id] = outcome
-        kind = "succeeded" if outcome.ok else "failed"
+
+        # Its status is the event's kind: a record cleared from the queue did
+        # not fail, so it must not be logged or plotted as giving up.
         self.timeline.emit(
-            kind,
+            outcome.status,
             record_id=outcome.record_id,
             attempt=outcome.attempts,
             detail=outcome.reason,
@@ -312,12 +355,17 @@ class BatchRun:
             return self.settled[record_id]
         sent = self.in_flight.get(record_id, 0)
         if sent:
+            plural = "" if sent == 1 else "s"
             return Outcome(
                 record_id,
                 FAILED,
-                reason=f"interrupted while in flight after {sent} request(s)",
+                reason=(
+                    f"interrupted after {sent} attempt{plural}: still in flight "
+                    "when the batch stopped, so its answer is unknown"
+                ),
                 error_type="Interrupted",
                 attempts=sent,
+                kind="interrupted",
             )
         return _never_sent(record_id)
 
@@ -346,6 +394,7 @@ def _never_sent(record_id: str) -> Outcome:
         NOT_ATTEMPTED,
         reason="not attempted: the batch stopped before this record was sent",
         error_type="NotAttempted",
+        kind="not_attempted",
     )
 
 

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["MockEndpoint", "Faults", "WindowLoad", "transform_note", "CHAT_PATH"]
+__all__ = [
+    "MockEndpoint",
+    "Faults",
+    "FAULT_KINDS",
+    "WindowLoad",
+    "transform_note",
+    "CHAT_PATH",
+]
 
 CHAT_PATH = "/v1/chat/completions"
 BASE_URL = "http://mock-llm.local"
@@ -30,6 +37,10 @@ MAX_NOTE_CHARS = 4_000
 _BOUNDARY_EPSILON = 1e-9
 
 
+# The faults the endpoint can inject, in the order one draw tests them.
+FAULT_KINDS = ("quota", "server_error", "timeout", "malformed", "disconnect", "spike")
+
+
 @dataclass(frozen=True)
 class Faults:
     """Seeded fault injection: each rate is the chance per accepted request.
@@ -38,7 +49,15 @@ class Faults:
     client's deadline fires); ``malformed`` answers 200 with a body that is not
     a completion; ``disconnect`` drops the connection; ``spike`` adds
     ``spike_seconds`` of latency; ``quota`` answers 429 with the code that
-    says the quota is spent, which no wait will fix.
+    says the quota is spent, which no wait will fix. The rates add up to at
+    most 1, since one draw picks at most one fault per request.
+
+    ``should_retry`` puts an ``x-should-retry`` header (``true`` or
+    ``false``) on every injected error answer, as some providers do; ``None``
+    sends none.
+
+    >>> Faults.parse("server_error=0.1,timeout=0.02").server_error
+    0.1
     """
 
     server_error: float = 0.0
@@ -48,27 +67,92 @@ class Faults:
     spike: float = 0.0
     quota: float = 0.0
     spike_seconds: float = 5.0
+    should_retry: bool | None = None
 
     def __post_init__(self) -> None:
-        for name in ("server_error", "timeout", "malformed", "disconnect", "spike"):
+        for name in FAULT_KINDS:
             rate = getattr(self, name)
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"fault rate {name}={rate} must be from 0 to 1")
-        if not 0.0 <= self.quota <= 1.0:
-            raise ValueError(f"fault rate quota={self.quota} must be from 0 to 1")
-        if self.spike_seconds < 0:
-            raise ValueError(f"spike_seconds={self.spike_seconds} must be >= 0")
+            if not _is_number(rate) or not 0.0 <= rate <= 1.0:
+                raise ValueError(
+                    f"fault rate {name}={rate!r} is not allowed; "
+                    "allowed: a number from 0 to 1"
+                )
+        if self.total > 1.0 + 1e-9:
+            raise ValueError(
+                f"fault rates add up to {self.total:g}; allowed: at most 1 "
+                "(one draw picks at most one fault per request)"
+            )
+        if not _is_number(self.spike_seconds) or not 0 <= self.spike_seconds < 1e6:
+            raise ValueError(
+                f"spike_seconds={self.spike_seconds!r} is not allowed; "
+                "allowed: a number of seconds from 0 to 1000000"
+            )
+        if self.should_retry not in (None, True, False):
+            raise ValueError(
+                f"should_retry={self.should_retry!r} is not allowed; "
+                "allowed: True, False or None"
+            )
+
+    @property
+    def total(self) -> float:
+        """The chance that a request meets some fault."""
+        return sum(getattr(self, name) for name in FAULT_KINDS)
 
     def draw(self, rng: random.Random) -> str | None:
         """The fault for one request, or ``None``; one draw per request."""
         roll = rng.random()
-        for name in ("quota", "server_error", "timeout", "malformed", "disconnect",
-                     "spike"):
+        for name in FAULT_KINDS:
             rate = getattr(self, name)
             if roll < rate:
                 return name
             roll -= rate
         return None
+
+    @classmethod
+    def parse(cls, spec: str) -> Faults:
+        """Faults from text like ``"server_error=0.05,timeout=0.01"`` (the CLI's form).
+
+        Names are the fault kinds plus ``spike_seconds`` and ``should_retry``
+        (``true`` or ``false``). Raises ``ValueError`` naming the part at
+        fault and what is allowed.
+        """
+        values: dict[str, object] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, equals, text = (piece.strip() for piece in part.partition("="))
+            if not equals or not text:
+                raise ValueError(f"{part!r} is not name=value; e.g. timeout=0.05")
+            if name in values:
+                raise ValueError(f"{name!r} is given twice")
+            values[name] = _parse_fault_value(name, text)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse_fault_value(name: str, text: str) -> object:
+    if name == "should_retry":
+        flag = {"true": True, "false": False}.get(text.lower())
+        if flag is None:
+            raise ValueError(f"should_retry={text!r}; allowed: true or false")
+        return flag
+
+    allowed = (*FAULT_KINDS, "spike_seconds")
+    if name not in allowed:
+        raise ValueError(
+            f"unknown fault {name!r}; allowed: {', '.join(allowed)}, should_retry"
+        )
+    try:
+        return float(text)
+    except ValueError:
+        unit = "seconds" if name == "spike_seconds" else "a rate from 0 to 1"
+        raise ValueError(f"{name}={text!r} is not a number; allowed: {unit}") from None
+
+
+def _is_number(value: object) -> bool:
+    # NaN passes no range check, and True is not a rate anyone means.
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and not math.isnan(value)
+    )
 
 
 @dataclass
@@ -173,10 +257,14 @@ class MockEndpoint:
 
         await asyncio.sleep(self._draw_latency(fault))
         if fault == "quota":
-            return self._rate_limited(reset, "insufficient_quota")
+            return self._with_retry_header(
+                self._rate_limited(reset, "insufficient_quota")
+            )
         if fault == "server_error":
             status = self._rng.choice([500, 502, 503])
-            return _error(status, "server_error", "the model is overloaded", headers)
+            return self._with_retry_header(
+                _error(status, "server_error", "the model is overloaded", headers)
+            )
         if fault == "timeout":
             await asyncio.Future()  # never answers; the client's deadline fires
         if fault == "disconnect":
@@ -195,6 +283,13 @@ class MockEndpoint:
         self.stats.served_ids[record_id] += 1
         self.stats.served += 1
         return httpx.Response(200, headers=headers, json=_completion(record_id, note))
+
+    def _with_retry_header(self, response: httpx.Response) -> httpx.Response:
+        # Only injected faults carry the header: a plain 429 means "wait".
+        if self.faults.should_retry is not None:
+            value = "true" if self.faults.should_retry else "false"
+            response.headers["x-should-retry"] = value
+        return response
 
     def _window_at(self, now: float) -> tuple[int, float]:
         """The index of the window holding ``now`` and seconds until it resets."""

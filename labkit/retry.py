@@ -21,13 +21,23 @@ from .client import (
     ConnectionLostError,
     EndpointError,
     LabkitError,
+    MalformedResponseError,
     RateLimitError,
     RequestTimeoutError,
     ServerError,
 )
+from .pool import QueueCleared
 from .timeline import Timeline
 
-__all__ = ["with_retry", "RetriesExhausted", "RetryPolicy", "LAB", "PRODUCTION"]
+__all__ = [
+    "with_retry",
+    "RetriesExhausted",
+    "RetryPolicy",
+    "LAB",
+    "PRODUCTION",
+    "failure_kind",
+    "failure_reason",
+]
 
 T = TypeVar("T")
 
@@ -47,7 +57,14 @@ class RetriesExhausted(LabkitError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Which errors are worth another try. ``LAB`` and ``PRODUCTION`` are ready."""
+    """Which errors are worth another try. ``LAB`` and ``PRODUCTION`` are ready.
+
+    ``LAB`` retries rate limits only, as the lab's code does, and fails fast on
+    everything else. ``PRODUCTION`` behaves like the official LLM SDKs: it
+    also retries timeouts, lost connections, 408, 409 and 5xx, and obeys the
+    server's ``x-should-retry`` header. Neither retries a spent quota or a
+    request the server called bad, whatever the header says.
+    """
 
     name: str
     retry_transient_failures: bool
@@ -55,7 +72,7 @@ class RetryPolicy:
     def should_retry(self, error: Exception) -> bool:
         """True when waiting and sending the same request again may succeed."""
         if isinstance(error, RateLimitError):
-            return not error.quota_exhausted
+            return self._should_retry_rate_limit(error)
         if not self.retry_transient_failures or not isinstance(error, EndpointError):
             return False
 
@@ -67,6 +84,16 @@ class RetryPolicy:
         return isinstance(
             error, ServerError | RequestTimeoutError | ConnectionLostError
         ) or error.status in (408, 409)
+
+    def _should_retry_rate_limit(self, error: RateLimitError) -> bool:
+        # No wait refills a spent quota, so not even the server's header counts.
+        if error.quota_exhausted:
+            return False
+
+        # The lab's loop never reads the header; production lets it say no.
+        if self.retry_transient_failures and error.should_retry is False:
+            return False
+        return True
 
 
 LAB = RetryPolicy("lab", retry_transient_failures=False)
@@ -129,6 +156,58 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def failure_kind(error: BaseException) -> str:
+    """A short, stable name for what went wrong, for reports and results files.
+
+    One of ``rate_limited``, ``quota_exhausted``, ``server_error``,
+    ``timeout``, ``connection_lost``, ``malformed_response``,
+    ``bad_request``, ``cleared`` or ``cancelled``; any other error is named
+    by its class (``ValueError``). A ``RetriesExhausted`` is named after the
+    last error, since that is what kept failing.
+
+    >>> failure_kind(RateLimitError("429", code="insufficient_quota"))
+    'quota_exhausted'
+    """
+    if isinstance(error, RetriesExhausted):
+        return failure_kind(error.last_error)
+    if isinstance(error, RateLimitError):
+        return "quota_exhausted" if error.quota_exhausted else "rate_limited"
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    for kind, name in _KINDS:
+        if isinstance(error, kind):
+            return name
+    return type(error).__name__
+
+
+def failure_reason(error: BaseException, attempts: int = 0) -> str:
+    """The reason a report gives for a failed record: its kind, its attempts, why.
+
+    ``attempts`` is how many requests the record got; 0 means unknown and
+    leaves the count out.
+
+    >>> failure_reason(ServerError("503 server_error: overloaded"), 1)
+    'server_error after 1 attempt, not retried: 503 server_error: overloaded'
+    """
+    kind = failure_kind(error)
+    if attempts < 1:
+        return f"{kind}: {_message(error)}"
+
+    tried = f"{kind} after {attempts} attempt{'' if attempts == 1 else 's'}"
+    if isinstance(error, RetriesExhausted):
+        return (
+            f"{tried}, retry budget spent (MAX_RETRIES={error.max_retries}): "
+            f"{_message(error.last_error)}"
+        )
+    return f"{tried}, not retried: {_message(error)}"
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled while in flight"
+    return str(error) or type(error).__name__
+
+
 class _Teller:
     """Emits the retry loop's events, or nothing when there is no timeline."""
 
@@ -145,3 +224,15 @@ class _Teller:
             self("rate_limited", attempt=number, delay=error.retry_after)
         else:
             self("error", attempt=number, detail=describe(error))
+
+
+# Checked in order, so a subclass is named before its parent.
+_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (ServerError, "server_error"),
+    (RequestTimeoutError, "timeout"),
+    (ConnectionLostError, "connection_lost"),
+    (MalformedResponseError, "malformed_response"),
+    (BadRequestError, "bad_request"),
+    (EndpointError, "endpoint_error"),
+    (QueueCleared, "cleared"),
+)

@@ -28,6 +28,7 @@ KINDS = (
     "wait",  # a retry is scheduled after delay seconds
     "succeeded",  # a record settled with a value
     "failed",  # a record settled with an error; detail is the reason
+    "not_attempted",  # a record was cleared from the queue before it was sent
     "batch_end",  # the batch is settled
 )
 
