@@ -60,7 +60,7 @@ class Pool:
     @property
     def pending_count(self) -> int:
         """Jobs waiting for a slot (p-limit's ``pendingCount``)."""
-        return len(self._waiting)
+        return len(self._still_waiting())
 
     async def run(
         self,
@@ -87,11 +87,17 @@ class Pool:
         Each dropped job's ``run()`` raises ``QueueCleared``, so nothing that
         awaits it hangs (the trap p-limit's ``clearQueue`` once had).
         """
-        cleared = list(self._waiting.values())
-        self._waiting.clear()
-        for scope in cleared:
-            scope.cancel()
+        cleared = self._still_waiting()
+        for token in cleared:
+            self._waiting.pop(token).cancel()
         return len(cleared)
+
+    def _still_waiting(self) -> list[object]:
+        # A job handed a slot a moment ago may not have resumed yet: it is
+        # already active (the limiter counts it), so it is neither pending nor
+        # clearable, and cancelling it now would not stop it anyway.
+        granted = set(self._limiter.statistics().borrowers)
+        return [token for token in self._waiting if token not in granted]
 
     async def _wait_for_slot(self, token: object) -> None:
         with anyio.CancelScope() as scope:

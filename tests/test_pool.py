@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from labkit import Pool, run_virtual
+from labkit import Pool, QueueCleared, run_virtual
 
 
 def _run_jobs(pool, count, seconds=0.1):
@@ -92,6 +92,26 @@ def test_cancelling_a_running_job_frees_its_slot():
         return await waiting, pool.active_count
 
     assert run_virtual(scenario) == ("ran", 0)
+
+
+def test_a_job_just_handed_a_slot_is_active_not_cleared():
+    pool = Pool(1)
+
+    async def scenario():
+        async def first():
+            result = await pool.run(asyncio.sleep, 0.1, 0)
+            # The slot was just passed to job 1, which has not resumed yet.
+            return result, pool.active_count, pool.pending_count, pool.clear_queue()
+
+        tasks = [asyncio.create_task(first())]
+        tasks += [asyncio.create_task(pool.run(asyncio.sleep, 0.1, i))
+                  for i in (1, 2, 3)]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    (value, active, pending, cleared), *rest = run_virtual(scenario)
+    assert (value, active, pending, cleared) == (0, 1, 2, 2)
+    assert rest[0] == 1
+    assert all(isinstance(r, QueueCleared) for r in rest[1:])
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "3"])
