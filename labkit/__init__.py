@@ -24,7 +24,7 @@ from .pacing import WindowPacer, make_pacer
 from .records import Record, RecordsError, generate_records, load_records
 from .retry import LAB, PRODUCTION, RetriesExhausted, with_retry
 from .runner import run_sync, run_virtual, simulate
-from .sweep import Scenario, floor_seconds, sweep
+from .sweeps import Scenario, floor_seconds, sweep
 from .timeline import Event, Timeline
 
 __all__ = [

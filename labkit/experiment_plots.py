@@ -1,6 +1,6 @@
 """Figures for the experiments notebook: what a sweep's table says, at a glance.
 
-Each function takes a DataFrame from ``labkit.sweep.sweep`` and returns a
+Each function takes a DataFrame from ``labkit.sweeps.sweep`` and returns a
 matplotlib ``Figure``; nothing is shown or saved here, and nothing blocks, so
 the same call works in a notebook, a script and a headless test run.
 """

@@ -103,7 +103,12 @@ class WindowPacer:
     opens every window with the whole limit, and their first requests collide
     before the answers correct the count; the retry loop handles those 429s.
 
-    >>> pacer = WindowPacer()
+    ``first_window`` is the window length it assumes until an answer tells
+    it more; give it the endpoint's window. Shortcoming: if no request ever
+    gets an answer and the real window is longer than ``first_window``, the
+    pacer reopens too early and can send more than the limit (those get 429).
+
+    >>> pacer = WindowPacer(first_window=1.0)
     >>> report = simulate(load_records(), pacer=pacer)  # doctest: +SKIP
     """
 
@@ -245,7 +250,7 @@ def make_pacer(
 
     ``"bucket"`` is aiolimiter's leaky bucket at ``limit`` per ``window``
     seconds; ``"window"`` is a ``WindowPacer``, which learns the limit from the
-    server and ignores both arguments. A pacer holds state of one run, on one
+    server and takes ``window`` only as its guess until an answer says more. A pacer holds state of one run, on one
     event loop: make a new one for every batch.
     """
     if kind == "none":
@@ -257,7 +262,7 @@ def make_pacer(
         # the clock cannot represent, and it spins at one instant forever.
         return AsyncLimiter(limit + _BUCKET_SLACK, window)
     if kind == "window":
-        return WindowPacer()
+        return WindowPacer(first_window=window)
     raise ValueError(f"pacer {kind!r} is not one of {', '.join(PACERS)}")
 
 

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from labkit import Config, ConfigError, Scenario, floor_seconds, sweep
 from labkit.experiment_plots import plot_regimes, plot_sweep, summarize
-from labkit.sweep import COLUMNS
+from labkit.sweeps import COLUMNS
 
 
 @pytest.fixture(scope="module")
