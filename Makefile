@@ -21,7 +21,7 @@ lab: $(STAMP)
 test: test-unit test-notebooks
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # Every notebook twice. As shipped, each exercise check must say "not attempted
 # yet"; solved (labkit.solutions fills in notebooks/solutions/*.py), each must

@@ -7,6 +7,7 @@ failed together, so they do not all come back at the same instant.
 
 from __future__ import annotations
 
+import math
 import random
 
 __all__ = ["backoff_delay", "JITTER_MODES"]
@@ -41,8 +42,10 @@ def backoff_delay(
     """
     if retry < 1:
         raise ValueError(f"retry={retry} must be 1 or more (1 is the first retry)")
-    if base < 0 or cap < 0:
-        raise ValueError(f"base={base} and cap={cap} must not be negative")
+    if not (0 <= base < math.inf and 0 <= cap < math.inf):
+        raise ValueError(
+            f"base={base} and cap={cap} must be finite and must not be negative"
+        )
     if jitter not in JITTER_MODES:
         raise ValueError(f"jitter={jitter!r} must be one of {', '.join(JITTER_MODES)}")
 

@@ -173,7 +173,7 @@ class BatchRun:
         pool: Pool | None = None,
         pacer: AbstractAsyncContextManager[object] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
-        sample_every: float = 0.05,
+        sample_every: float | None = None,
         backlog: int = 1_000,
     ) -> None:
         self.config = config or Config()
@@ -185,14 +185,18 @@ class BatchRun:
         self.pool = None if naive else pool or Pool(self.config.max_concurrency)
         self.pacer = pacer
         self.on_outcome = on_outcome
-        self.sample_every = sample_every
+        # Twenty samples a window: enough for the plots, and a virtual run's
+        # cost grows with the samples, so a one-hour window must not take 72 000.
+        self.sample_every = sample_every or self.config.rate_window / 20
         self.backlog = backlog
+        _check_options(records, self.sample_every, backlog)
         self.rng = random.Random(seed)
         self.policy = POLICIES[self.config.retry_policy]
 
         self.settled: dict[str, Outcome] = {}
         self.in_flight: dict[str, int] = {}  # record id -> requests sent so far
         self.admitted: list[str] = []
+        self._admitted_ids: set[str] = set()
         self.stopped = False
         self._start: float | None = None
         self._end: float | None = None
@@ -261,16 +265,28 @@ class BatchRun:
         # Admission bounds how many records wait as tasks at once, so a batch of
         # 100 000 costs memory for its results, not for 100 000 waiting tasks.
         admission = asyncio.Semaphore(self.backlog)
+        records = iter(self.records)
         async with asyncio.TaskGroup() as workers:
-            for record in self.records:
+            while True:
                 await admission.acquire()
 
-                # A cleared queue means "no more": records not yet admitted
-                # stay unsent, and the report lists them as not attempted.
-                if self.stopped:
+                # A cleared queue means "no more": records not yet read stay
+                # unsent, and a list's report lists them as not attempted. The
+                # next record is read only now, so a stream loses none.
+                record = None if self.stopped else next(records, None)
+                if record is None:
                     break
-                self.admitted.append(record.id)
+                self._admit(record)
                 workers.create_task(self._process(client, record, admission))
+
+    def _admit(self, record: Record) -> None:
+        if record.id in self._admitted_ids:
+            raise ValueError(
+                f"duplicate record id {record.id!r}: the report keys every "
+                "record by its id, so each record needs its own"
+            )
+        self._admitted_ids.add(record.id)
+        self.admitted.append(record.id)
 
     async def _process(
         self,
@@ -386,6 +402,24 @@ async def run_batch(
     In a notebook: ``report = await run_batch(load_records())``.
     """
     return await BatchRun(records, config, **options).run()
+
+
+def _check_options(records: Iterable[Record], sample_every: float, backlog: int) -> None:
+    """Refuse options that would hang or confuse the batch, before anything is sent."""
+    if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
+        raise ValueError(f"backlog={backlog!r} must be a whole number >= 1")
+    if not 0 < sample_every < float("inf"):
+        raise ValueError(f"sample_every={sample_every!r} must be a positive number")
+
+    # A list can be checked whole; a stream is checked record by record.
+    if isinstance(records, list | tuple):
+        seen: set[str] = set()
+        for record in records:
+            if record.id in seen:
+                raise ValueError(
+                    f"duplicate record id {record.id!r}: each record needs its own"
+                )
+            seen.add(record.id)
 
 
 def _never_sent(record_id: str) -> Outcome:

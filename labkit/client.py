@@ -199,6 +199,8 @@ def parse_retry_after(
     >>> parse_retry_after({"retry-after-ms": "250", "retry-after": "1"})
     0.25
     """
+    # Header names are case-insensitive, also when a plain dict is passed.
+    headers = httpx.Headers(headers)
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         text = headers.get(name)
         if text is None:

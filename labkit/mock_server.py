@@ -200,12 +200,15 @@ class MockEndpoint:
         faults: Faults | None = None,
         seed: int = 0,
     ) -> None:
-        if limit < 1:
-            raise ValueError(f"limit={limit} must be at least 1")
-        if window <= 0:
-            raise ValueError(f"window={window} must be positive")
-        if latency < 0 or latency_sigma < 0:
-            raise ValueError("latency and latency_sigma must be >= 0")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit={limit!r} must be a whole number >= 1")
+        if not 0 < window < math.inf:
+            raise ValueError(f"window={window} must be a positive, finite number")
+        if not (0 <= latency < math.inf and 0 <= latency_sigma < math.inf):
+            raise ValueError(
+                f"latency={latency} and latency_sigma={latency_sigma} must be "
+                "finite and >= 0"
+            )
 
         self.limit = limit
         self.window = window

@@ -55,7 +55,9 @@ def iter_records(path: str | Path) -> Iterator[Record]:
     # Bytes in, decoded line by line, so a stray binary line is named by number.
     with handle:
         for number, raw in enumerate(handle, start=1):
-            line = _decode(raw, f"{path}:{number}")
+            # A byte-order mark opens files saved by some Windows editors.
+            encoding = "utf-8-sig" if number == 1 else "utf-8"
+            line = _decode(raw, encoding, f"{path}:{number}")
             if not line.strip():
                 continue
             record = _parse_line(line, f"{path}:{number}")
@@ -65,9 +67,9 @@ def iter_records(path: str | Path) -> Iterator[Record]:
             yield record
 
 
-def _decode(raw: bytes, where: str) -> str:
+def _decode(raw: bytes, encoding: str, where: str) -> str:
     try:
-        return raw.decode("utf-8")
+        return raw.decode(encoding)
     except UnicodeDecodeError as error:
         raise RecordsError(
             f"{where}: not UTF-8 text (byte {error.start + 1} of the line)"
@@ -78,7 +80,14 @@ def _parse_line(line: str, where: str) -> Record:
     try:
         data = json.loads(line)
     except json.JSONDecodeError as error:
-        raise RecordsError(f"{where}: not valid JSON ({error.msg})") from None
+        raise RecordsError(
+            f"{where}: not valid JSON ({error.msg}); each line must be one JSON "
+            "object with an 'id' and a 'note'"
+        ) from None
+    except (RecursionError, ValueError) as error:
+        # Nesting too deep for the parser, or an integer of thousands of digits.
+        reason = "nested too deeply" if isinstance(error, RecursionError) else error
+        raise RecordsError(f"{where}: not usable JSON ({reason})") from None
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise RecordsError(f"{where}: expected a JSON object, got {kind}")
@@ -87,6 +96,11 @@ def _parse_line(line: str, where: str) -> Record:
         value = data.get(field)
         if not isinstance(value, str) or not value.strip():
             raise RecordsError(f"{where}: field {field!r} must be a non-empty string")
+        if not _is_unicode_text(value):
+            raise RecordsError(
+                f"{where}: field {field!r} is not valid Unicode text (it holds a "
+                "lone surrogate, as a cut emoji leaves); fix or remove the line"
+            )
 
     return Record(
         id=data["id"],
@@ -94,6 +108,14 @@ def _parse_line(line: str, where: str) -> Record:
         name=str(data.get("name", "")),
         email=str(data.get("email", "")),
     )
+
+
+def _is_unicode_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # Invented syllables, so generated names belong to nobody.

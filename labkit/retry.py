@@ -10,13 +10,15 @@ retry budget is used.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .backoff import backoff_delay
+from .backoff import JITTER_MODES, backoff_delay
 from .client import (
+    MAX_HINT_SECONDS,
     BadRequestError,
     ConnectionLostError,
     EndpointError,
@@ -123,6 +125,15 @@ async def with_retry(
     unchanged at once; when the budget is spent, ``RetriesExhausted`` is
     raised from the last error.
     """
+    # Bad settings are refused before the first request, not after it.
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise ValueError(f"max_retries={max_retries!r} must be a whole number")
+    if max_retries < 0:
+        raise ValueError(f"max_retries={max_retries} must be 0 or more")
+    if jitter not in JITTER_MODES:
+        raise ValueError(f"jitter={jitter!r} must be one of {', '.join(JITTER_MODES)}")
+    backoff_delay(1, base=base_delay, cap=max_delay, jitter="none")  # checks both
+
     tell = _Teller(timeline, record_id)
     for number in range(1, max_retries + 2):
         tell("request", attempt=number)
@@ -138,8 +149,8 @@ async def with_retry(
             delay = backoff_delay(
                 number, base=base_delay, cap=max_delay, jitter=jitter, rng=rng
             )
-            hint = getattr(error, "retry_after", None)
-            if honour_hint and hint is not None:
+            hint = _usable_hint(error) if honour_hint else None
+            if hint is not None:
                 delay = max(delay, hint)
             tell("wait", attempt=number, delay=delay)
             await asyncio.sleep(delay)
@@ -149,6 +160,21 @@ async def with_retry(
         return result
 
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _usable_hint(error: Exception) -> float | None:
+    """The error's wait hint, clamped like ``parse_retry_after`` clamps headers.
+
+    A hint set by hand (``RateLimitError(retry_after=1e9)``) must not make a
+    record sleep forever, so the same minute cap applies; NaN or a negative
+    hint is no hint.
+    """
+    hint = getattr(error, "retry_after", None)
+    if not isinstance(hint, int | float) or isinstance(hint, bool):
+        return None
+    if math.isnan(hint) or hint < 0:
+        return None
+    return min(float(hint), MAX_HINT_SECONDS)
 
 
 def describe(error: BaseException) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
-from labkit import Config, MockEndpoint, Timeline, simulate
+from labkit import BatchRun, Config, MockEndpoint, Timeline, run_virtual, simulate
 from labkit.mock_server import transform_note
 
 
@@ -98,3 +99,64 @@ def test_a_stream_of_records_is_processed_without_a_list(records):
     report, _, _ = _run(iter(records[:30]), backlog=5)
     assert [o.record_id for o in report.outcomes] == [r.id for r in records[:30]]
     assert len(report.succeeded) == 30
+
+
+def test_stopping_on_the_first_outcome_counts_exactly_what_it_cleared(records):
+    endpoint = MockEndpoint()
+    cleared: list[int] = []
+
+    def stop_once(outcome):
+        if not cleared:
+            cleared.append(batch.stop())
+
+    batch = BatchRun(records[:20], Config(max_concurrency=2), endpoint=endpoint,
+                     on_outcome=stop_once)
+    report = run_virtual(batch.run)
+
+    assert cleared[0] == len(report.not_attempted) > 0
+    assert len(endpoint.stats.served_ids) + cleared[0] == 20
+    assert {o.record_id for o in report.succeeded} == set(endpoint.stats.served_ids)
+
+
+def test_stopping_a_stream_loses_no_record_it_read(records):
+    read: list[str] = []
+
+    def stream():
+        for record in records[:10]:
+            read.append(record.id)
+            yield record
+
+    batch = BatchRun(stream(), Config(max_concurrency=1), backlog=2)
+
+    async def scenario():
+        task = asyncio.create_task(batch.run())
+        await asyncio.sleep(0.5)
+        batch.stop()
+        return await task
+
+    report = run_virtual(scenario)
+    assert [o.record_id for o in report.outcomes] == read
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [({"backlog": 0}, "backlog=0"), ({"backlog": -1}, "backlog=-1"),
+     ({"sample_every": -1.0}, "sample_every")],
+)
+def test_options_that_would_hang_are_refused(records, options, words):
+    with pytest.raises(ValueError, match=words):
+        BatchRun(records, Config(), **options)
+
+
+def test_duplicate_ids_are_refused_before_anything_is_sent(records):
+    with pytest.raises(ValueError, match="duplicate record id 'CR-0001'"):
+        BatchRun(records[:5] * 2, Config())
+
+
+def test_sampling_follows_the_window_so_long_windows_stay_cheap(records):
+    config = Config(rate_limit=1, rate_window_ms=120_000)
+    timeline = Timeline()
+    report = simulate(records[:3], config, timeline=timeline)
+    assert report.duration == pytest.approx(240, abs=1)
+    assert len(report.succeeded) == 3
+    assert timeline.counts["pool"] < 100  # a sample every 50 ms would take 4800

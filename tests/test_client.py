@@ -113,6 +113,7 @@ def test_the_should_retry_header_is_read(records):
         ({"retry-after": "86400"}, 60.0),
         ({"retry-after-ms": "inf"}, 60.0),
         ({"retry-after": "1.5"}, 1.5),
+        ({"Retry-After-Ms": "250"}, 0.25),
     ],
 )
 def test_garbage_negative_and_absurd_hints(headers, expected):

@@ -127,7 +127,9 @@ def test_seeded_latency_repeats_for_a_seed(records):
 
 @pytest.mark.parametrize(
     "arguments",
-    [{"limit": 0}, {"window": 0}, {"latency": -1}, {"latency_sigma": -0.1}],
+    [{"limit": 0}, {"limit": 1.5}, {"window": 0}, {"window": float("nan")},
+     {"window": float("inf")}, {"latency": -1}, {"latency": float("nan")},
+     {"latency_sigma": -0.1}],
 )
 def test_invalid_endpoint_settings_are_refused(arguments):
     with pytest.raises(ValueError):

@@ -34,6 +34,11 @@ def test_generated_records_are_the_same_for_a_seed(tmp_path):
         (['{"id": 7, "note": "x"}'], ":1:", "field 'id'"),
         (['{"id": "a", "note": "x"}', "", '{"id": "a", "note": "y"}'], ":3:",
          "duplicate id 'a'"),
+        (['{"id": "CR-\\ud83d", "note": "x"}'], ":1:", "not valid Unicode text"),
+        (['{"id": "a", "note": "cut \\udc00"}'], ":1:", "field 'note' is not valid"),
+        (["[" * 5000 + "]" * 5000], ":1:", "nested too deeply"),
+        (['{"id": "a", "note": "x", "n": ' + "9" * 5000 + "}"], ":1:",
+         "not usable JSON"),
     ],
 )
 def test_a_bad_line_is_refused_naming_file_and_line(tmp_path, lines, where, words):
@@ -50,6 +55,12 @@ def test_a_binary_line_is_refused_naming_its_line(tmp_path):
     path.write_bytes(b'{"id": "a", "note": "x"}\n\xff\xfe\x00garbage\n')
     with pytest.raises(RecordsError, match=r":2: not UTF-8 text"):
         load_records(path)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "note": "x"}\r\n')
+    assert [r.id for r in load_records(path)] == ["a"]
 
 
 def test_an_empty_file_is_refused(tmp_path):

@@ -145,3 +145,38 @@ def test_a_real_429_response_round_trips_through_the_loop(records):
     assert value == "ok"
     assert [e.delay for e in timeline.of_kind("rate_limited")] == [0.3]
     assert _waits(timeline) == [0.3]
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"max_retries": -1}, "0 or more"),
+        ({"max_retries": 2.5}, "whole number"),
+        ({"base_delay": float("nan")}, "finite"),
+        ({"max_delay": float("inf")}, "finite"),
+        ({"jitter": "lots"}, "none, equal, full"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_request(options, words):
+    sent = []
+
+    async def attempt():
+        sent.append(1)
+        return "done"
+
+    async def scenario():
+        settings = {"max_retries": 1, "base_delay": 0.1, "max_delay": 1, **options}
+        with pytest.raises(ValueError, match=words):
+            await with_retry(attempt, **settings)
+
+    run_virtual(scenario)
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("hint", "waited"),
+    [(1e9, 60.0), (float("inf"), 60.0), (float("nan"), 0.1), (-5, 0.1), ("1", 0.1)],
+)
+def test_a_hand_made_hint_is_clamped_or_ignored(hint, waited):
+    _, timeline = _scripted([RateLimitError("429", retry_after=hint)])
+    assert _waits(timeline) == [waited]
