@@ -768,3 +768,240 @@ def test_time_sleep_is_itself_again_after_a_check():
     real_sleep = time.sleep
     checks.grade("watch", checks.EXERCISES["watch"].reference)
     assert time.sleep is real_sleep
+
+
+# Code that never ends: every check must still give a verdict, and Ctrl-C must
+# still stop it. Only the wall-clock guard test waits in real time (briefly).
+
+
+async def _spinning_run_all(records, job, concurrency):
+    """A hand-rolled limiter that busy-waits: the virtual clock never moves."""
+    running = 0
+
+    async def one(record):
+        nonlocal running
+        while running >= concurrency:
+            await asyncio.sleep(0)
+        running += 1
+        try:
+            return await job(record)
+        finally:
+            running -= 1
+
+    return await asyncio.gather(*(one(record) for record in records))
+
+
+async def _spinning_watch(pool, timeline, every):
+    """Samples on time by polling the clock; the polling stops the clock."""
+    loop = asyncio.get_running_loop()
+    due = loop.time() + every
+    while True:
+        await asyncio.sleep(0)
+        if loop.time() >= due:
+            timeline.emit("pool", active=pool.active_count, pending=pool.pending_count)
+            due += every
+
+
+@pytest.mark.parametrize(("exercise", "fn"), [("run_all", _spinning_run_all),
+                                              ("watch", _spinning_watch)])
+def test_busy_wait_on_sleep_zero_is_stopped_and_told_the_clock_is_stuck(exercise, fn):
+    # The guard is set low so the test is short; say nothing about timing
+    # beyond that the check came back.
+    verdict = checks.grade(exercise, fn, wall_guard=0.3)
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, "clock-stuck"), verdict
+    assert "never lets the clock move" in verdict.hint
+    assert "sleep(0)" in verdict.hint
+
+
+def test_ctrl_c_during_a_stuck_check_stops_it_and_goes_on_up():
+    import _thread
+    import threading
+
+    unwound = []
+
+    async def interrupted_spinner(records, job, concurrency):
+        _thread.interrupt_main()  # as if the learner pressed Ctrl-C now
+        try:
+            while True:
+                await asyncio.sleep(0)
+        finally:
+            unwound.append(True)
+
+    with pytest.raises(KeyboardInterrupt):
+        checks.grade("run_all", interrupted_spinner, wall_guard=60)
+
+    assert unwound == [True]  # the worker loop's task was cancelled
+    assert not [t for t in threading.enumerate() if t.name == "labkit-check"]
+
+
+async def _waits_forever(*args, **kwargs):
+    await asyncio.Event().wait()  # an event nobody sets
+
+
+async def _retries_bare_except(attempt, *, max_retries, base_delay, max_delay,
+                               rng):
+    while True:
+        try:
+            return await attempt()
+        except:  # noqa: E722 - the learner's mistake under test
+            await asyncio.sleep(base_delay)
+
+
+@pytest.mark.parametrize(("exercise", "fn"), [
+    ("retry", _waits_forever),
+    ("retry", _retries_bare_except),
+    ("run_all", _waits_forever),
+    ("settle_all", _waits_forever),
+    ("call_endpoint", _waits_forever),
+])
+def test_function_that_never_finishes_is_still_running_after_600_s(exercise, fn):
+    verdict = checks.grade(exercise, fn)
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, "never-finishes")
+    assert verdict.got.startswith("still running after 600 s")
+
+
+def test_code_that_swallows_the_600_s_cancel_is_stopped_from_outside(monkeypatch):
+    from labkit.checks import _virtual
+
+    monkeypatch.setattr(_virtual, "STOP_GRACE", 0.05)  # keep the test short
+
+    async def shrugs_off_cancel(attempt, *, max_retries, base_delay, max_delay, rng):
+        while True:
+            try:
+                await asyncio.sleep(1)
+            except BaseException:  # noqa: BLE001 - the mistake under test
+                pass
+
+    verdict = checks.grade("retry", shrugs_off_cancel)
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, "never-finishes")
+    assert "caught the cancellation" in verdict.got
+
+
+# Learner values of any type: a check judges them and never crashes on them.
+
+
+def _raising_with(**headers_to_hint):
+    async def call_endpoint(client, record):
+        response = await _post(client, record)
+        if response.status_code == 429:
+            raise RateLimitError("429", retry_after=headers_to_hint["hint"](response))
+        if response.status_code >= 400:
+            raise EndpointError(str(response.status_code),
+                                status=headers_to_hint["status"](response))
+        return _text(response)
+
+    return call_endpoint
+
+
+def test_retry_after_as_raw_header_text_is_told_to_parse_it():
+    raw_text = _raising_with(hint=lambda r: r.headers.get("retry-after"),
+                             status=lambda r: r.status_code)
+
+    verdict = checks.grade("call_endpoint", raw_text)
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, "hint-as-text"), verdict
+    assert "retry_after is '1' (text); parse it into seconds" in verdict.hint
+    assert "parse_retry_after" in verdict.hint
+
+
+@pytest.mark.parametrize(("hint", "status", "mistake"), [
+    (lambda r: float("nan"), lambda r: r.status_code, "hint-not-seconds"),
+    (lambda r: -1.0, lambda r: r.status_code, "hint-not-seconds"),
+    (lambda r: True, lambda r: r.status_code, "hint-not-seconds"),
+    (lambda r: parse_retry_after(r.headers), lambda r: str(r.status_code),
+     "status-as-text"),
+], ids=["nan", "negative", "bool", "status-text"])
+def test_odd_types_in_the_error_are_named_not_crashed_on(hint, status, mistake):
+    verdict = checks.grade("call_endpoint", _raising_with(hint=hint, status=status))
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, mistake), verdict
+
+
+class _Unjudgeable:
+    """A learner value whose comparison and repr both raise."""
+
+    def __eq__(self, other):
+        raise RuntimeError("cannot compare")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        raise RuntimeError("cannot show")
+
+
+def test_a_value_that_cannot_be_compared_or_shown_is_wrong_not_a_crash():
+    async def run_all(records, job, concurrency):
+        return [_Unjudgeable() for _ in records]
+
+    verdict = checks.grade("run_all", run_all)
+
+    assert verdict.status == checks.WRONG, verdict
+    assert "cannot be shown" in verdict.got
+
+
+# Signatures and return types: the hint names what is really wrong.
+
+
+def test_keyword_only_validate_knobs_is_told_its_signature_is_wrong():
+    def validate_knobs(*, max_concurrency, max_retries, base_delay_ms, max_delay_ms):
+        if max_concurrency < 1:
+            raise ValueError("MAX_CONCURRENCY")
+
+    verdict = checks.grade("validate_knobs", validate_knobs)
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, "signature"), verdict
+    assert "signature is wrong" in verdict.hint
+    assert "raise ValueError" not in verdict.hint
+
+
+def test_async_exercise_with_a_missing_parameter_is_told_its_signature_is_wrong():
+    async def retry(attempt, *, max_retries, base_delay, max_delay):  # no rng
+        return await attempt()
+
+    verdict = checks.grade("retry", retry)
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, "signature"), verdict
+    assert "signature is wrong" in verdict.hint
+
+
+async def _settle_generator(jobs):
+    results = await asyncio.gather(*jobs.values(), return_exceptions=True)
+    return (Outcome.from_result(record_id, result, attempts=0)
+            for record_id, result in zip(jobs, results))
+
+
+async def _run_all_generator(records, job, concurrency):
+    pool = Pool(concurrency)
+    results = await asyncio.gather(*(pool.run(job, record) for record in records))
+    return (result for result in results)
+
+
+def _split_generators(outcomes):
+    return ((o for o in outcomes if o.ok), (o for o in outcomes if not o.ok))
+
+
+@pytest.mark.parametrize(("exercise", "fn", "mistake"), [
+    ("settle_all", _settle_generator, "not-a-list"),
+    ("run_all", _run_all_generator, "not-a-list"),
+    ("split", _split_generators, "not-lists"),
+])
+def test_a_generator_instead_of_a_list_is_told_to_return_a_list(exercise, fn, mistake):
+    verdict = checks.grade(exercise, fn)
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, mistake), verdict
+    assert "list" in verdict.hint
+
+
+@pytest.mark.parametrize("answer", ["0.1", -1, float("nan"), True],
+                         ids=["text", "negative", "nan", "bool"])
+def test_backoff_that_is_not_seconds_is_told_so_not_no_jitter(answer):
+    def backoff(retry, base, cap, rng):
+        return answer
+
+    verdict = checks.grade("backoff", backoff)
+
+    assert (verdict.status, verdict.mistake) == (checks.WRONG, "not-seconds"), verdict
+    assert "number of seconds, never negative" in verdict.hint

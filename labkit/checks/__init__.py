@@ -15,9 +15,12 @@ Each check returns the function the notebook should use from then on::
     backoff = checks.backoff(backoff)
 
 Async exercises are run on labkit's virtual clock in a worker thread, so a
-check never waits in real time. A learner's function that loops forever
-without ever awaiting cannot be stopped from outside; the checks guard against
-loops that await but never end, not against ones that never await at all.
+check never waits in real time. Code that waits forever is stopped after 600 s
+of loop time; code that spins on ``await asyncio.sleep(0)`` (so the clock never
+moves) is stopped after a few seconds of real time; Ctrl-C stops a check too.
+A learner's function that loops forever without ever awaiting cannot be
+stopped from outside: the check gives up on it, but its thread keeps running
+until the kernel restarts (see ``_virtual``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from . import retry as _retry
 from . import settle as _settle
 from ._engine import NOT_ATTEMPTED, PASSED, WRONG, Case, Mistake, Verdict, conclude
 from ._engine import grade as _grade
+from ._virtual import wall_guard as _wall_guard
 
 __all__ = [
     "EXERCISES",
@@ -82,13 +86,25 @@ EXERCISES: dict[str, Exercise] = {
 }
 
 
-def grade(exercise: str, fn: Callable[..., Any]) -> Verdict:
+def grade(
+    exercise: str,
+    fn: Callable[..., Any],
+    *,
+    wall_guard: float | None = None,
+) -> Verdict:
     """Run ``fn`` through the named exercise's cases and return the verdict.
 
-    Unlike the check functions, this prints nothing and never raises.
+    Unlike the check functions, this prints nothing and never raises (but
+    Ctrl-C still stops it). ``wall_guard`` is how many seconds of real time
+    the virtual clock may stand still before the code is called stuck (None:
+    the default, generous enough for a busy machine).
     """
     spec = EXERCISES[exercise]
-    return _grade(exercise, fn, spec.cases(), spec.mistakes)
+    # Built before the guard applies: the cases run labkit's own answer once
+    # and are cached, so a tight guard must never cut them short.
+    cases = spec.cases()
+    with _wall_guard(wall_guard):
+        return _grade(exercise, fn, cases, spec.mistakes)
 
 
 def _check(exercise: str, fn: Callable[..., Any]) -> Callable[..., Any]:

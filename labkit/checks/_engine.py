@@ -22,6 +22,47 @@ PASSED, NOT_ATTEMPTED, WRONG = "passed", "not attempted yet", "wrong"
 EXPECT_VARIABLE = "LABKIT_EXPECT"
 
 
+class CheckStopped(Exception):
+    """The check itself stopped the learner's code; the message says why.
+
+    Not the learner's error, so the learner reads the message alone, and the
+    check diagnoses it before any module's mistakes (whose probes would only
+    run the stuck code again, and whose facts were never gathered).
+    """
+
+
+class StillRunning(CheckStopped):
+    """The learner's code was still busy after the loop-time limit."""
+
+
+class ClockStuck(CheckStopped):
+    """The learner's code kept the loop busy, so the virtual clock never moved."""
+
+
+class WrongSignature(TypeError):
+    """The learner's function cannot be called the way the exercise calls it.
+
+    A TypeError, as Python itself would raise, but told apart from a TypeError
+    raised inside the body, which is a different mistake.
+    """
+
+
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, or a stand-in when the learner's ``__repr__`` fails."""
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not crash a check
+        return f"<a {type(value).__name__} that cannot be shown>"
+
+
+def safe_str(error: BaseException) -> str:
+    """``str(error)``, or its type's name when the learner's ``__str__`` fails."""
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not crash a check
+        return type(error).__name__
+
+
 @dataclass(frozen=True)
 class Observed:
     """What the learner's function did on one input: its value or its error.
@@ -38,15 +79,18 @@ class Observed:
     shown: str | None = None
 
     def __str__(self) -> str:
-        if self.error is not None:
-            message = str(self.error).splitlines()[0] if str(self.error) else ""
+        if isinstance(self.error, CheckStopped):
+            text = safe_str(self.error)  # the check's words, not a learner error
+        elif self.error is not None:
+            lines = safe_str(self.error).splitlines()
+            message = lines[0] if lines else ""
             text = f"raised {type(self.error).__name__}: {message}".rstrip(": ")
         elif self.shown is not None:
             text = self.shown
         elif isinstance(self.value, float):
             text = f"returned {self.value:.6g}"  # 0.15, not 0.15000000000000002
         else:
-            text = f"returned {self.value!r}"
+            text = f"returned {safe_repr(self.value)}"
         return "; ".join([text, *self.notes])
 
     def noting(self, *notes: str, shown: str | None = None, **facts: Any) -> Observed:
@@ -155,7 +199,7 @@ def grade(
         observed = case.probe(fn)
         if observed.raised(NotImplementedError):
             return Verdict(exercise, NOT_ATTEMPTED, len(cases))
-        if not case.right(observed):
+        if not judged_right(case, observed):
             name, hint = diagnose(fn, observed, mistakes)
             return Verdict(exercise, WRONG, len(cases), call=case.call,
                            expected=case.expected, got=str(observed),
@@ -164,20 +208,55 @@ def grade(
     return Verdict(exercise, PASSED, len(cases))
 
 
+def judged_right(case: Case, observed: Observed) -> bool:
+    """``case.right(observed)``, counting a judge that crashes as wrong.
+
+    Judges compare learner values (whose ``==`` may raise) and read facts that
+    a stopped run never gathered; either way the answer is not right, and the
+    check must still give a verdict rather than a traceback.
+    """
+    try:
+        return bool(case.right(observed))
+    except Exception:  # noqa: BLE001 - see above: a crash in judging is "wrong"
+        return False
+
+
+# Checked before any exercise's own mistakes: when the check had to stop the
+# learner's code, or could not even call it, those mistakes' facts are missing
+# and their probes would only run the same stuck or uncallable code again.
+GENERIC_MISTAKES: tuple[tuple[str, type[BaseException], str], ...] = (
+    ("clock-stuck", ClockStuck,
+     "Your code never lets the clock move: it spins on `await asyncio.sleep(0)` "
+     "(or another busy loop) instead of waiting. Wait for what you need "
+     "instead: a pool slot (`pool.run`), an `asyncio.Event`, or "
+     "`await asyncio.sleep(seconds)`."),
+    ("never-finishes", StillRunning,
+     "Your function never finished: it waits for something that never happens "
+     "(an event nobody sets, a loop with no way out, an `except` that retries "
+     "forever). Make sure every path ends with a return or a raise."),
+    ("signature", WrongSignature,
+     "The signature is wrong: {error}. Keep the parameters exactly as the "
+     "exercise gives them: the same names, in the same order, with no `*` added."),
+)
+
+
 def diagnose(
     fn: Callable[..., Any],
     observed: Observed,
     mistakes: Sequence[Mistake],
 ) -> tuple[str, str]:
     """The first known mistake that matches, or a plain hint when none does."""
+    for name, kind, hint in GENERIC_MISTAKES:
+        if observed.raised(kind):
+            return name, hint.replace("{error}", safe_str(observed.error))
     for mistake in mistakes:
         try:
             if mistake.spot(fn, observed):
                 return mistake.name, mistake.hint_for(fn, observed)
-        except Exception:  # noqa: BLE001 - a probe that fails is simply no match
-            continue
+        except Exception:  # noqa: BLE001 - a probe (or a hint quoting the
+            continue  # learner's value) that fails is simply no match
 
-    message = str(observed.error)
+    message = safe_str(observed.error) if observed.error is not None else ""
     if observed.raised(TypeError) and "async def" in message:
         return "async-def", "Write it as a plain `def`: nothing in it needs to await."
     if observed.raised(TypeError) and "await" in message:
@@ -214,9 +293,28 @@ def conclude(
     return fn if verdict.passed else reference
 
 
+def check_signature(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Raise ``WrongSignature`` when ``fn`` cannot take these arguments.
+
+    Binding first tells "cannot be called like this" (the learner changed the
+    parameters, e.g. made them keyword-only) from a TypeError in the body.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # no signature to read (some builtins): let the call decide
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        keywords = (f"{key}={safe_repr(value)}" for key, value in kwargs.items())
+        shown = ", ".join([*map(safe_repr, args), *keywords])
+        raise WrongSignature(f"it cannot be called with ({shown}): {error}") from None
+
+
 def call_safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Observed:
     """Call a synchronous ``fn`` and capture its value or its error."""
     try:
+        check_signature(fn, *args, **kwargs)
         value = fn(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - the error is the observation
         return Observed(error=error)

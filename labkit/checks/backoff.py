@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backoff import backoff_delay
-from ._engine import Case, Mistake, Observed, call_safely
+from ._engine import Case, Mistake, Observed, call_safely, safe_repr
 
 
 class FixedDraw:
@@ -50,12 +50,32 @@ def probe(fn: Callable[..., Any], retry: int, base: float, cap: float,
     return call_safely(fn, retry, base, cap, FixedDraw(draw))
 
 
+def is_seconds(answer: object) -> bool:
+    """True for a wait the loop can use: a real, finite number, 0 or more.
+
+    Checked before any arithmetic on the learner's answer, which could be text
+    ("0.1"), None, a bool, NaN or a negative number.
+    """
+    return (
+        isinstance(answer, int | float)
+        and not isinstance(answer, bool)
+        and math.isfinite(answer)
+        and answer >= 0
+    )
+
+
 def value(fn: Callable[..., Any], retry: int, base: float, cap: float,
           draw: float) -> float:
-    """``fn``'s answer, or an error when it raised (for spotting mistakes)."""
+    """``fn``'s answer, or an error when it raised or gave no usable wait.
+
+    Raising on an answer that is not seconds makes every probing mistake
+    below a no-match, so "0.1" is never mistaken for, say, missing jitter.
+    """
     seen = probe(fn, retry, base, cap, draw)
     if seen.error is not None:
         raise seen.error
+    if not is_seconds(seen.value):
+        raise TypeError(f"not a number of seconds: {safe_repr(seen.value)}")
     return float(seen.value)
 
 
@@ -65,7 +85,7 @@ def _case(retry: int, base: float, cap: float, draw: float) -> Case:
     def right(seen: Observed) -> bool:
         return (
             seen.error is None
-            and isinstance(seen.value, int | float)
+            and is_seconds(seen.value)
             and math.isclose(seen.value, want, rel_tol=1e-9, abs_tol=1e-12)
         )
 
@@ -110,6 +130,20 @@ MISTAKES = [
         "At a huge retry number, 2 to that power no longer fits in a float. "
         "Cap the exponent before raising 2 to it (for example "
         "`min(retry - 1, 64)`): any exponent past that is over the cap anyway.",
+    ),
+    Mistake(
+        "nothing-returned",
+        lambda fn, seen: seen.error is None and seen.value is None,
+        "Your function returned None: return the delay in seconds.",
+    ),
+    Mistake(
+        "not-seconds",
+        lambda fn, seen: seen.error is None and not is_seconds(seen.value),
+        lambda fn, seen: (
+            f"Your function returned {safe_repr(seen.value)}: return a number of "
+            "seconds, never negative (a float such as 0.1, not text), which "
+            "`asyncio.sleep` can wait."
+        ),
     ),
     Mistake(
         "global-random",
@@ -162,15 +196,5 @@ MISTAKES = [
         lambda fn, seen: _near(value(fn, 3, 0.1, 2.0, 1.0), 0.3),
         "Retry 3 waited 3 times the base: the delay should double each time "
         "(`base * 2 ** (retry - 1)`), not grow by one base.",
-    ),
-    Mistake(
-        "negative",
-        lambda fn, seen: isinstance(seen.value, int | float) and seen.value < 0,
-        "A wait can never be negative: keep it between d/2 and d.",
-    ),
-    Mistake(
-        "nothing-returned",
-        lambda fn, seen: seen.error is None and seen.value is None,
-        "Your function returned None: return the delay in seconds.",
     ),
 ]

@@ -16,7 +16,7 @@ import httpx
 from ..client import EndpointError, RateLimitError, call_llm
 from ..mock_server import BASE_URL, MockEndpoint, transform_note
 from ..records import Record
-from ._engine import Case, Mistake, Observed
+from ._engine import Case, Mistake, Observed, check_signature, safe_repr
 from ._virtual import observe_async, timed
 
 RECORD = Record(id="CR-0001", note="Invoice 12 was charged twice. Help!")
@@ -60,25 +60,40 @@ def observe(fn: Callable[..., Any], answer: str) -> Observed:
             handler = _scripted(*ANSWERS[answer])
         transport = httpx.MockTransport(handler)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            check_signature(fn, client, RECORD)
             seen = await timed(fn(client, RECORD))
-        notes = ()
+        notes: tuple[str, ...] = ()
         if isinstance(seen.error, RateLimitError):
-            notes = (f"its retry_after is {seen.error.retry_after!r}",)
+            notes = (f"its retry_after is {safe_repr(_hint_seen(seen))}",)
         elif isinstance(seen.error, EndpointError):
-            notes = (f"its status is {seen.error.status!r}",)
+            notes = (f"its status is {safe_repr(getattr(seen.error, 'status', None))}",)
         return Observed(seen.value, seen.error, facts={"answer": answer}, notes=notes)
 
     return observe_async(scenario)
+
+
+def seconds(value: object) -> bool:
+    """True for a usable number of seconds: a real, finite number, 0 or more.
+
+    The learner chooses what goes into ``retry_after`` and ``status``, so
+    judges must expect anything there: text, None, a bool, NaN, a negative.
+    """
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def _hint_is(expected: float | None) -> Callable[[Observed], bool]:
     def right(seen: Observed) -> bool:
         if type(seen.error) is not RateLimitError:
             return False
-        hint = seen.error.retry_after
+        hint = _hint_seen(seen)
         if expected is None or hint is None:
             return hint is expected
-        return math.isclose(hint, expected)
+        return seconds(hint) and math.isclose(hint, expected)
 
     return right
 
@@ -89,6 +104,7 @@ def _endpoint_error(status: int) -> Callable[[Observed], bool]:
         return (
             isinstance(error, EndpointError)
             and not isinstance(error, RateLimitError)
+            and type(getattr(error, "status", None)) is int
             and error.status == status
         )
 
@@ -124,7 +140,26 @@ def _on(*answers: str) -> Callable[[Observed], bool]:
 
 
 def _hint_seen(seen: Observed) -> object:
-    return getattr(seen.error, "retry_after", "no hint attribute")
+    try:
+        return getattr(seen.error, "retry_after", "no hint attribute")
+    except Exception:  # noqa: BLE001 - a learner property that raises
+        return "no hint attribute"
+
+
+def _hint_as_text(seen: Observed) -> bool:
+    return isinstance(_hint_seen(seen), str | bytes) and seen.raised(RateLimitError)
+
+
+def _hint_not_seconds(seen: Observed) -> bool:
+    hint = _hint_seen(seen)
+    return seen.raised(RateLimitError) and hint is not None and not seconds(hint)
+
+
+def _status_seen(seen: Observed) -> object:
+    try:
+        return getattr(seen.error, "status", None)
+    except Exception:  # noqa: BLE001 - a learner property that raises
+        return None
 
 
 def _spot(
@@ -203,6 +238,24 @@ MISTAKES = [
         "Pass `retry_after=parse_retry_after(response.headers)`.",
     ),
     Mistake(
+        "hint-as-text",
+        _spot(RATE_LIMITS, _hint_as_text),
+        lambda fn, seen: (
+            f"retry_after is {safe_repr(_hint_seen(seen))} (text); parse it into "
+            "seconds (labkit's parse_retry_after does): "
+            "`retry_after=parse_retry_after(response.headers)`."
+        ),
+    ),
+    Mistake(
+        "hint-not-seconds",
+        _spot(RATE_LIMITS, _hint_not_seconds),
+        lambda fn, seen: (
+            f"retry_after is {safe_repr(_hint_seen(seen))}: it must be a number "
+            "of seconds, 0 or more (a float), or None when there is no hint. "
+            "`parse_retry_after(response.headers)` gives exactly that."
+        ),
+    ),
+    Mistake(
         "hint-in-milliseconds",
         _spot(("429-both-hints",), lambda seen: _hint_seen(seen) == 250),
         "retry_after is in seconds: 250 ms is 0.25. `parse_retry_after` converts.",
@@ -221,8 +274,18 @@ MISTAKES = [
         "uses its own backoff.",
     ),
     Mistake(
+        "status-as-text",
+        _spot(FAILURES, lambda seen: seen.raised(EndpointError)
+              and isinstance(_status_seen(seen), str | bytes)),
+        lambda fn, seen: (
+            f"status is {safe_repr(_status_seen(seen))} (text); pass the number: "
+            "`status=response.status_code`."
+        ),
+    ),
+    Mistake(
         "status-missing",
-        _spot(FAILURES, lambda seen: getattr(seen.error, "status", 0) is None),
+        _spot(FAILURES, lambda seen: seen.raised(EndpointError)
+              and _status_seen(seen) is None),
         "Your EndpointError has status=None. Pass `status=response.status_code`, "
         "so the retry loop and the report can tell a 400 from a 500.",
     ),

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..pool import Pool
 from ..timeline import Timeline
-from ._engine import Case, Mistake, Observed
+from ._engine import Case, Mistake, Observed, check_signature
 from ._virtual import Blocked, Runaway, observe_async
 
 EVERY = 0.25
@@ -79,6 +79,11 @@ async def _scenario(fn: Callable[..., Any]) -> Observed:
         await asyncio.sleep(0)  # let every job take a slot or join the queue
 
     log = SampleLog()
+    try:
+        check_signature(fn, pool, log, EVERY)
+    except TypeError:
+        await asyncio.gather(*jobs)  # leave the pool empty, as a run would
+        raise
     started = fn(pool, log, EVERY)
     if not inspect.iscoroutine(started):
         await asyncio.gather(*jobs)

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from ..config import Config
-from ._engine import Case, Mistake, Observed, call_safely
+from ._engine import Case, Mistake, Observed, call_safely, safe_str
 
 NAMES = ("max_concurrency", "max_retries", "base_delay_ms", "max_delay_ms")
 DEFAULTS = (9, 10, 200, 2000)
@@ -57,7 +57,7 @@ def _invalid(values: tuple[Any, ...], knob: str) -> Case:
 
 
 def _names(error: BaseException | None, knob: str) -> bool:
-    message = str(error).lower()
+    message = safe_str(error).lower() if error is not None else ""
     return knob in message or knob.replace("_", " ") in message
 
 

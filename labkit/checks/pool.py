@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from ..pool import Pool
-from ._engine import Case, Mistake, Observed, plural
+from ._engine import Case, Mistake, Observed, check_signature, plural
 from ._virtual import observe_async, timed
 
 
@@ -72,6 +72,7 @@ def observe(fn: Callable[..., Any], scenario: Scenario) -> Observed:
 
     async def run() -> Observed:
         job = CountingJob(scenario.durations)
+        check_signature(fn, scenario.records, job, scenario.concurrency)
         seen = await timed(fn(scenario.records, job, scenario.concurrency))
         return seen.noting(f"at most {plural(job.most, 'job')} at once", most=job.most,
                            started=list(job.started), scenario=scenario)
@@ -146,6 +147,16 @@ MISTAKES = [
         "nothing-returned",
         lambda fn, seen: seen.error is None and seen.value is None,
         "Your function returned None: return the list of results.",
+    ),
+    Mistake(
+        "not-a-list",
+        lambda fn, seen: seen.error is None and seen.value is not None
+        and _as_list(seen.value) is None,
+        lambda fn, seen: (
+            f"Your function returned a {type(seen.value).__name__}, not a list. "
+            "Return the results as a list (`asyncio.gather` gives one; wrap a "
+            "generator in `list(...)`): a generator can be read only once."
+        ),
     ),
     Mistake(
         "records-missing",

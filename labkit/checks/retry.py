@@ -19,7 +19,7 @@ from typing import Any
 
 from ..client import EndpointError, RateLimitError
 from ..retry import RetriesExhausted, with_retry
-from ._engine import Case, Mistake, Observed, plural
+from ._engine import Case, Mistake, Observed, check_signature, plural
 from ._virtual import Blocked, observe_async
 from .backoff import FixedDraw
 
@@ -107,11 +107,13 @@ def observe(fn: Callable[..., Any], script: Script) -> Observed:
 
 async def _run(fn: Callable[..., Any], script: Script) -> Observed:
     attempt = ScriptedAttempt(script)
+    arguments: dict[str, Any] = {
+        "max_retries": script.max_retries, "base_delay": script.base_delay,
+        "max_delay": script.max_delay, "rng": FixedDraw(1.0),
+    }
     try:
-        seen = Observed(value=await fn(
-            attempt, max_retries=script.max_retries, base_delay=script.base_delay,
-            max_delay=script.max_delay, rng=FixedDraw(1.0),
-        ))
+        check_signature(fn, attempt, **arguments)
+        seen = Observed(value=await fn(attempt, **arguments))
     except (TooManyRequests, Blocked) as error:
         seen = Observed(error=error)
     except Exception as error:  # noqa: BLE001 - the error is the observation
@@ -166,6 +168,10 @@ def _outcome(seen: Observed) -> tuple[Any, ...]:
 
 
 def _same(seen: Observed, want: Observed) -> bool:
+    # A run the check had to stop (never finished, clock stuck) has no counts:
+    # it is wrong, and the engine's own diagnosis says why.
+    if "waits" not in seen.facts:
+        return False
     waits_match = len(seen.facts["waits"]) == len(want.facts["waits"]) and all(
         math.isclose(a, b, abs_tol=1e-6)
         for a, b in zip(seen.facts["waits"], want.facts["waits"])

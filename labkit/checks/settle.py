@@ -17,7 +17,7 @@ from ..batch import Outcome, partition, settle
 from ..client import RateLimitError
 from ..pool import QueueCleared
 from ..retry import RetriesExhausted
-from ._engine import Case, Mistake, Observed, call_safely
+from ._engine import Case, Mistake, Observed, call_safely, check_signature
 from ._virtual import close_unstarted, observe_async, timed
 
 reference_settle = settle
@@ -55,21 +55,29 @@ def observe_settle(fn: Callable[..., Any], jobs: Sequence[Job]) -> Observed:
     async def scenario() -> Observed:
         coroutines = {job.record_id: job.run() for job in jobs}
         try:
+            check_signature(fn, dict(coroutines))
             seen = await timed(fn(dict(coroutines)))
         finally:
             close_unstarted(coroutines.values())
+        # Noted before the gist reads it: a generator would be used up by then.
+        kind = type(seen.value).__name__
+        is_list = isinstance(seen.value, list)
         gist = _gist(seen.value)
         shown = f"returned {_gist_text(gist)}" if gist is not None else None
-        return seen.noting(gist=gist, shown=shown)
+        if shown is not None and not is_list:
+            shown = f"returned a {kind} of {_gist_text(gist)}"
+        return seen.noting(gist=gist, shown=shown, is_list=is_list, kind=kind)
 
     return observe_async(scenario)
 
 
 def _gist(outcomes: Any) -> list[tuple[Any, ...]] | None:
     """What matters in each outcome: id, status, value and error type."""
+    if outcomes is None or isinstance(outcomes, str | bytes | dict):
+        return None  # not a sequence of outcomes, whatever iterating it gives
     try:
         return [(o.record_id, o.status, o.value, o.error_type) for o in outcomes]
-    except (TypeError, AttributeError):
+    except Exception:  # noqa: BLE001 - whatever it is, it is not outcomes
         return None
 
 
@@ -98,6 +106,7 @@ def _settle_case(jobs: Sequence[Job]) -> Case:
     def right(seen: Observed) -> bool:
         return (
             seen.error is None
+            and seen.facts["is_list"]  # the report reads outcomes more than once
             and seen.facts["gist"] == want.facts["gist"]
             and abs(seen.facts["took"] - want.facts["took"]) < 1e-6
         )
@@ -166,6 +175,17 @@ SETTLE_MISTAKES = [
         "`Outcome.from_result(record_id, result, attempts=0)`.",
     ),
     Mistake(
+        "not-a-list",
+        lambda fn, seen: seen.error is None and seen.facts["gist"] is not None
+        and not seen.facts["is_list"],
+        lambda fn, seen: (
+            f"Your function returned a {seen.facts['kind']}, not a list. Return "
+            "a list of Outcome (a list comprehension, `[... for ...]`): a "
+            "generator can be read only once, and the report reads the "
+            "outcomes more than once."
+        ),
+    ),
+    Mistake(
         "failures-dropped",
         lambda fn, seen: _lost_failures(fn),
         "Records went missing: only the successes came back. Every job gets an "
@@ -223,9 +243,11 @@ def _split_case(outcomes: tuple[Outcome, ...]) -> Case:
     def right(seen: Observed) -> bool:
         try:
             got_ok, got_others = seen.value
-            return list(got_ok) == succeeded and list(got_others) == others
         except (TypeError, ValueError):
             return False
+        # Lists, not generators: the notebook reads each part more than once.
+        return (isinstance(got_ok, list) and isinstance(got_others, list)
+                and got_ok == succeeded and got_others == others)
 
     return Case(
         call=f"split([{described}])",
@@ -238,8 +260,15 @@ def _split_case(outcomes: tuple[Outcome, ...]) -> Case:
 def _split_shown(seen: Observed) -> Observed:
     try:
         first, second = seen.value
+    except Exception:  # noqa: BLE001 - not a pair: shown as it is
+        return seen
+    kinds = (type(first).__name__, type(second).__name__)
+    if kinds != ("list", "list"):
+        return seen.noting(shown=f"returned a pair of {kinds[0]} and {kinds[1]}",
+                           kinds=kinds)
+    try:
         return seen.noting(shown=f"returned ({_names(first)}, {_names(second)})")
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 - parts that cannot be listed: shown as is
         return seen
 
 
@@ -264,6 +293,15 @@ SPLIT_MISTAKES = [
         lambda fn, seen: seen.error is None and seen.value is None,
         "Your function returned None: return a pair of lists, "
         "(succeeded, everything else).",
+    ),
+    Mistake(
+        "not-lists",
+        lambda fn, seen: "kinds" in seen.facts,
+        lambda fn, seen: (
+            f"You returned a {seen.facts['kinds'][0]} and a "
+            f"{seen.facts['kinds'][1]}: return two lists, (succeeded, everything "
+            "else). A generator can be read only once."
+        ),
     ),
     Mistake(
         "swapped",
