@@ -15,8 +15,9 @@ NBMAKE := $(BIN)/python -m pytest -n 2 --nbmake --nbmake-timeout=60 --durations=
 run: $(STAMP)
 	$(BIN)/python -m labkit run
 
+# Jupyter refuses to run as root unless told; containers and CI often are root.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: test-unit test-notebooks
 
@@ -48,4 +49,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) html .pytest_cache build/solved
+	rm -rf $(VENV) html .pytest_cache .hypothesis build/solved

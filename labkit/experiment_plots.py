@@ -153,7 +153,7 @@ def _draw_regime(ax: Axes, data: pandas.DataFrame, knob: str, limit: float) -> N
     ax.plot(means.index, means["throughput"], marker="o", color="tab:blue",
             label="records per second")
     ax.axhline(limit, color="grey", linestyle="--", linewidth=1,
-               label="the most the limit allows")
+               label=f"at the floor: {limit:.1f} records/s (the limit's best)")
     _log_axis(ax, data[knob])
     ax.set_xlabel(knob)
     ax.set_ylim(0, limit * 1.3)

@@ -213,7 +213,7 @@ def failure_reason(error: BaseException, attempts: int = 0) -> str:
     leaves the count out.
 
     >>> failure_reason(ServerError("503 server_error: overloaded"), 1)
-    'server_error after 1 attempt, not retried: 503 server_error: overloaded'
+    'server_error after 1 attempt, not retryable: 503 server_error: overloaded'
     """
     kind = failure_kind(error)
     if attempts < 1:
@@ -225,7 +225,10 @@ def failure_reason(error: BaseException, attempts: int = 0) -> str:
             f"{tried}, retry budget spent (MAX_RETRIES={error.max_retries}): "
             f"{_message(error.last_error)}"
         )
-    return f"{tried}, not retried: {_message(error)}"
+    # "after 2 attempts, not retried" would read as a contradiction: the
+    # earlier attempts were retried, and it is the last failure that is not.
+    last = "not retryable" if attempts == 1 else "and the last is not retryable"
+    return f"{tried}, {last}: {_message(error)}"
 
 
 def _message(error: BaseException) -> str:

@@ -18,6 +18,10 @@ __all__ = ["StageLogger", "logger"]
 
 logger = logging.getLogger("labkit")
 
+# Records that give up are named one by one up to this many; past it, one line
+# counts the rest, since 90 near-identical lines help nobody.
+GAVE_UP_LINES = 10
+
 
 class StageLogger:
     """Subscribes to a timeline and logs one line per stage and per interval.
@@ -38,25 +42,36 @@ class StageLogger:
         self.log = log
         self._next_pool_line = 0.0
         self._waits: list[float] = []
+        self._gave_up = 0
         timeline.subscribe(self.on_event)
 
     def init(self, config: Config, records: int, mode: str) -> None:
         """The ``[INIT]`` line: what is about to run, and with which knobs."""
         self.log.info(
             "[INIT] %d records, %s, MAX_CONCURRENCY=%d MAX_RETRIES=%d "
-            "BASE_DELAY_MS=%d MAX_DELAY_MS=%d, endpoint limit %d per %gs",
+            "BASE_DELAY_MS=%d MAX_DELAY_MS=%d JITTER=%s HONOUR_HINT=%s "
+            "RETRY_POLICY=%s, endpoint limit %d per %gs",
             records,
             mode,
             config.max_concurrency,
             config.max_retries,
             config.base_delay_ms,
             config.max_delay_ms,
+            config.jitter,
+            str(config.honour_hint).lower(),
+            config.retry_policy,
             config.rate_limit,
             config.rate_window,
         )
 
     def done(self, report: Report) -> None:
         """The ``[DONE]`` line: the report's totals."""
+        unlisted = self._gave_up - GAVE_UP_LINES
+        if unlisted > 0 and not self.verbose:
+            self.log.warning(
+                "[RETRY] %d more records gave up; the report lists every reason",
+                unlisted,
+            )
         self.log.info("[DONE] %s", report.summary())
 
     def on_event(self, event: Event) -> None:
@@ -69,7 +84,11 @@ class StageLogger:
                     event.record_id, event.attempt, event.delay,
                 )
         elif event.kind == "failed":
-            self.log.warning("[RETRY] %s gave up: %s", event.record_id, event.detail)
+            self._gave_up += 1
+            if self.verbose or self._gave_up <= GAVE_UP_LINES:
+                self.log.warning(
+                    "[RETRY] %s gave up: %s", event.record_id, event.detail
+                )
         elif event.kind == "pool" and event.time >= self._next_pool_line:
             self._next_pool_line = event.time + self.every
             self._pool_line(event)

@@ -137,7 +137,7 @@ def test_the_lab_fails_fast_on_everything_but_a_rate_limit(records, fault):
     for outcome in report.failed:
         assert outcome.kind == FAIL_FAST[fault]
         assert outcome.attempts == 1
-        expected = f"{FAIL_FAST[fault]} after 1 attempt, not retried"
+        expected = f"{FAIL_FAST[fault]} after 1 attempt, not retryable"
         assert outcome.reason.startswith(expected)
     assert endpoint.stats.requests == 6
 
@@ -237,7 +237,7 @@ def test_a_400_is_never_retried_whatever_the_header_says(records):
     assert len(seen) == 1
     assert failure_kind(error) == "bad_request"
     reason = failure_reason(error, 1)
-    assert reason.startswith("bad_request after 1 attempt, not retried")
+    assert reason.startswith("bad_request after 1 attempt, not retryable")
 
 
 def test_the_report_and_its_json_carry_each_failures_kind(records):

@@ -234,7 +234,7 @@ def check_failures(scenario: Scenario, run: Run) -> None:
             budget = f"retry budget spent (MAX_RETRIES={scenario.config.max_retries})"
             assert budget in outcome.reason, outcome
         else:
-            assert ", not retried: " in outcome.reason, outcome
+            assert "not retryable: " in outcome.reason, outcome
 
 
 def check_ceiling(scenario: Scenario, run: Run) -> None:
