@@ -126,34 +126,67 @@ class Config:
 
         Only variables named like a knob are read (``MAX_RETRIES=3``);
         overrides whose value is ``None`` are ignored, so parsed command-line
-        flags can be passed straight through.
+        flags can be passed straight through. A variable whose knob is
+        overridden is not read at all: the override wins, so a bad value
+        there must not stop the run.
         """
+        given = {k: v for k, v in overrides.items() if v is not None}
         values: dict[str, Any] = {}
         for name, knob in KNOBS.items():
-            if name in environ:
+            if name in environ and name.lower() not in given:
                 values[name.lower()] = parse_knob(knob, environ[name], "environment")
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update(given)
         return cls(**values)
+
+
+# Longer text is cut in messages: a value of 5000 digits helps nobody on screen.
+_SHOWN_CHARACTERS = 40
+
+# No allowed number has more digits than this (the largest is 3 600 000), so
+# longer text is refused before int() spends time on it or refuses it itself
+# for having over 4300 digits, with a message about digits, not the range.
+_LONGEST_NUMBER = 20
 
 
 def parse_knob(knob: Knob, text: str, source: str) -> Any:
     """Turn a knob's text (from the environment or a flag) into its type."""
     text = text.strip()
+    shown = _shown(text)
     if knob.kind is bool:
         if text.lower() in ("1", "true", "yes", "on"):
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"{knob.name}={text!r} (from {source}) is not true or false")
+        raise ConfigError(f"{knob.name}={shown} (from {source}) is not true or false")
     if knob.kind is str:
+        if knob.choices and text not in knob.choices and len(text) > _SHOWN_CHARACTERS:
+            # Refused here only when too long to echo; a short wrong value
+            # gets Config's usual message.
+            raise ConfigError(
+                f"{knob.name}={shown} (from {source}) is not allowed; "
+                f"allowed: {knob.describe_range()}"
+            )
         return text
+    digits = text.lstrip("+-")
+    if len(digits) > _LONGEST_NUMBER and digits.isdecimal():
+        raise ConfigError(
+            f"{knob.name}={shown} (from {source}) is out of range; "
+            f"allowed: {knob.describe_range()} ({knob.help})"
+        )
     try:
         return int(text)
     except ValueError:
         raise ConfigError(
-            f"{knob.name}={text!r} (from {source}) is not a whole number; "
+            f"{knob.name}={shown} (from {source}) is not a whole number; "
             f"allowed: {knob.describe_range()}"
         ) from None
+
+
+def _shown(text: str) -> str:
+    """``text`` as a message shows it: quoted, and cut short when long."""
+    if len(text) <= _SHOWN_CHARACTERS:
+        return repr(text)
+    return f"{text[:_SHOWN_CHARACTERS]!r}... ({len(text)} characters)"
 
 
 def _check(knob: Knob, value: Any) -> None:

@@ -15,8 +15,11 @@ A line is an ``Outcome`` as JSON, the same shape as in ``Report.to_dict()``::
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import stat
+import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,10 +77,11 @@ def read_results(path: str | Path, record_ids: Collection[str]) -> PastResults:
     ``record_ids`` are the ids of the records file the run uses: a line about
     any other record is refused, since it means the results belong to other
     records. Raises ``ResultsError`` naming the file and line for a line that
-    is not JSON (unless it is the last one), not an object, without a
-    non-empty ``record_id``, with a ``status`` other than succeeded, failed
-    or not_attempted, a success without a text ``value``, or an id seen
-    before.
+    is not JSON (unless it is the last one), JSON nested too deeply or with
+    an integer too long to read, not an object, without a non-empty
+    ``record_id``, with a ``status`` other than succeeded, failed or
+    not_attempted, a success without a text ``value``, text that is not valid
+    Unicode (a lone surrogate), or an id seen before.
     """
     path = Path(path)
     if not path.exists():
@@ -97,6 +101,11 @@ def read_results(path: str | Path, record_ids: Collection[str]) -> PastResults:
 
         try:
             data = _decode(raw)
+        except _Unusable as error:
+            # Complete JSON that Python cannot hold: a crash cuts labkit's
+            # flat lines short, it never makes them deeper or their numbers
+            # longer, so this is not a torn last line but a damaged file.
+            raise ResultsError(f"{path}:{number}: {error}") from None
         except ValueError as error:
             unreadable = (number, str(error), len(raw))
             continue
@@ -118,7 +127,8 @@ class ResultsWriter:
     ``ResultsWriter.create(path)`` starts a new file and refuses to overwrite
     one. ``ResultsWriter.resume(path, keep)`` first rewrites the file with only
     the outcomes in ``keep`` (an earlier run's successes), atomically, then
-    appends. Pass ``writer.write`` as a batch's ``on_outcome``.
+    appends; it refuses a symbolic link and a read-only file rather than
+    replace them. Pass ``writer.write`` as a batch's ``on_outcome``.
     """
 
     def __init__(self, path: Path, handle: BinaryIO) -> None:
@@ -126,6 +136,8 @@ class ResultsWriter:
         self.written = 0
         self.error: OSError | None = None
         self._handle = handle
+        # Where the last complete line ends: a failed write is cut back to it.
+        self._good_size = handle.seek(0, os.SEEK_END) if handle.seekable() else 0
 
     @classmethod
     def create(cls, path: str | Path) -> ResultsWriter:
@@ -135,6 +147,13 @@ class ResultsWriter:
             # Unbuffered: each line reaches the file in one write() call.
             handle = open(path, "xb", buffering=0)
         except FileExistsError:
+            if path.is_symlink():
+                # Even a link to nothing: "already exists" would puzzle.
+                raise ResultsError(
+                    f"{path}: is a symbolic link (to {os.readlink(path)}), and "
+                    "labkit does not write results through a link; choose "
+                    "another file"
+                ) from None
             raise ResultsError(
                 f"{path}: already exists, and labkit never overwrites results; "
                 "resume it, or write to another file"
@@ -156,33 +175,92 @@ class ResultsWriter:
         # mock does not mind; a paid API would charge twice, and a real
         # pipeline would send an idempotency key with each request.
         path = Path(path)
-        temporary = path.with_name(path.name + ".tmp")
+        _check_rewritable(path)
+        mode = _mode_of(path)
+        if mode is None:
+            # Nothing to keep yet: a new file, made exactly as ``create`` does
+            # (with the usual permissions, not mkstemp's private 0600).
+            writer = cls.create(path)
+            for outcome in keep:
+                writer.write(outcome)
+            return writer
+        temporary: str | None = None
         try:
-            with open(temporary, "wb") as handle:
+            # A fresh name made with O_EXCL in the same directory: nothing
+            # already there (a symlink planted at "<output>.tmp") is followed,
+            # and the rename stays on one file system, so it is atomic. A kill
+            # during the rewrite leaves this hidden file behind (the results
+            # file itself stays whole); nothing cleans such leftovers up yet.
+            fd, temporary = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+            )
+            with open(fd, "wb") as handle:
                 handle.writelines(_line(outcome) for outcome in keep)
                 handle.flush()
+                # mkstemp makes the file 0600; keep the permissions the user
+                # gave the results file. (Its owner and hard links are not
+                # kept: the rename makes a new file.)
+                os.fchmod(handle.fileno(), mode)
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
+            temporary = None
+            _sync_directory(path.parent)
             handle = open(path, "ab", buffering=0)
         except OSError as error:
             message = f"{path}: cannot rewrite the results file ({error})"
             raise ResultsError(message) from None
+        finally:
+            if temporary is not None:
+                _remove_quietly(temporary)
         return cls(path, handle)
 
     def write(self, outcome: Outcome) -> None:
         """Append one outcome as one line; raises ``OSError`` if the disk refuses.
 
         The line is in the operating system's hands when this returns, so
-        killing the process loses nothing written. There is no fsync per line:
+        killing the process loses nothing written. A line the disk took only
+        part of is an error too: the part is cut off again where possible,
+        and after any error the writer refuses every later line, so the file
+        never holds a broken line before a whole one. There is no fsync per line:
         a power cut may lose the last lines, and a resumed run sends those
         records again (the price of not syncing 10 times a second).
         """
+        # After one failure the file may end in a cut line: appending more
+        # would bury it mid-file, where a resume must refuse it.
+        if self.error is not None:
+            raise self.error
+        line = _line(outcome)
         try:
-            self._handle.write(_line(outcome))
+            self._write_all(line)
         except OSError as error:
             self.error = error
+            self._cut_back()
             raise
+        self._good_size += len(line)
         self.written += 1
+
+    def _write_all(self, line: bytes) -> None:
+        # An unbuffered write() may take only part of the line (a disk that
+        # fills up, a file size limit): write the rest, and the call that
+        # cannot write anything raises or returns 0.
+        view = memoryview(line)
+        while view:
+            count = self._handle.write(view)
+            if not count:
+                raise OSError(errno.ENOSPC, "the disk took no more bytes")
+            view = view[count:]
+
+    def _cut_back(self) -> None:
+        """Cut a partly written line off, so the file ends with a whole line."""
+        # Not every handle can be cut (a pipe cannot): then leave it.
+        truncate = getattr(self._handle, "truncate", None)
+        try:
+            if truncate is not None:
+                truncate(self._good_size)
+        except (OSError, ValueError):
+            # The half line stays; a resume reports it as a broken last line
+            # and sends that record again, so nothing is lost either way.
+            pass
 
     def close(self) -> None:
         """Close the file; every line is already written."""
@@ -201,8 +279,78 @@ class ResultsWriter:
 
 
 def _line(outcome: Outcome) -> bytes:
-    text = json.dumps(dataclasses.asdict(outcome), ensure_ascii=False)
-    return (text + "\n").encode("utf-8")
+    data = dataclasses.asdict(outcome)
+    try:
+        # Readable text for the usual case: accents stay accents.
+        return (json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        # Text that is not valid Unicode (a lone surrogate from a record
+        # built in code) cannot be UTF-8; escaped ASCII JSON can hold any
+        # str and reads back the same, so writing the line never fails here.
+        # ``read_results`` refuses such a line, naming it, as the records
+        # loader refuses such a record: the batch goes on, the resume stops.
+        return (json.dumps(data, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _check_rewritable(path: Path) -> None:
+    """Refuse a results file that a resume must not replace.
+
+    A resume replaces the file by a rename. Through a symbolic link that
+    would replace the link with a regular file and leave its target stale,
+    so a link is refused with the real path to use instead. A file without
+    any write permission was protected on purpose: a rename needs only the
+    directory's permission, so it would silently undo that.
+    """
+    if path.is_symlink():
+        target = os.readlink(path)
+        raise ResultsError(
+            f"{path}: is a symbolic link (to {target}); a resume rewrites the "
+            "results file and will not replace a link or write through one. "
+            "Pass the file itself as --output"
+        )
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ResultsError(f"{path}: cannot read the results file ({error})") from None
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise ResultsError(
+            f"{path}: is read-only, and a resume rewrites it; make it writable "
+            "(chmod u+w) to continue it, or copy it and resume the copy"
+        )
+
+
+def _mode_of(path: Path) -> int | None:
+    """The permission bits of ``path``; ``None`` when there is no such file."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ResultsError(f"{path}: cannot read the results file ({error})") from None
+
+
+def _sync_directory(directory: Path) -> None:
+    # Without this, a power cut right after the rename may bring back the old
+    # name's old file; not every system can open a directory, hence best effort.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -218,6 +366,10 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, raw
 
 
+class _Unusable(ValueError):
+    """A line that is whole JSON, yet too deep or too long-numbered to read."""
+
+
 def _decode(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -227,6 +379,13 @@ def _decode(raw: bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON: {error.msg}") from None
+    except RecursionError:
+        raise _Unusable(
+            "JSON nested too deeply to read; a results line is one flat object"
+        ) from None
+    except ValueError as error:
+        # Python refuses integers of thousands of digits (int_max_str_digits).
+        raise _Unusable(f"not usable JSON ({error})") from None
 
 
 def _unreadable_message(path: Path, number: int, why: str) -> str:
@@ -245,6 +404,13 @@ def _outcome_from(data: Any, where: str) -> Outcome:
     record_id = data.get("record_id")
     if not isinstance(record_id, str) or not record_id.strip():
         raise ResultsError(f"{where}: field 'record_id' must be a non-empty string")
+    for name in ("record_id", "value", "reason", "error_type", "kind"):
+        text = data.get(name)
+        if isinstance(text, str) and not _is_unicode_text(text):
+            raise ResultsError(
+                f"{where}: field {name!r} is not valid Unicode text (it holds a "
+                "lone surrogate); fix or delete this line"
+            )
     status = data.get("status")
     if status not in STATUSES:
         raise ResultsError(
@@ -262,6 +428,16 @@ def _outcome_from(data: Any, where: str) -> Outcome:
         for name in ("value", "reason", "error_type", "kind")
     }
     return Outcome(record_id, status, attempts=attempts, **texts)
+
+
+def _is_unicode_text(text: str) -> bool:
+    # A lone surrogate is the one str that cannot become UTF-8; such text
+    # would crash every later write of it (the rewrite, the report).
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_id(

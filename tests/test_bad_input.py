@@ -119,6 +119,15 @@ RESULTS_CASES = [
      ["{path}:1", "'zz'", "not in the records file"]),
     ("results duplicate id", b'{"record_id": "a", "status": "failed"}\n' * 2,
      ["{path}:2", "'a'", "already appears on line 1", "each record once"]),
+    # Whole JSON that Python cannot hold; as the last line too, since a cut
+    # labkit line never nests deeper or grows a longer number.
+    ("results nested too deeply",
+     b'{"record_id": "a", "status": "failed", "x": ' + b"[" * 100_000
+     + b"]" * 100_000 + b"}\n",
+     ["{path}:1", "nested too deeply"]),
+    ("results integer too long",
+     b'{"record_id": "a", "status": "failed", "attempts": ' + b"9" * 5000 + b"}\n",
+     ["{path}:1", "not usable JSON"]),
 ]
 
 
@@ -281,3 +290,66 @@ def test_a_real_process_exits_2_without_a_traceback(tmp_path, flags, env, words)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert words in done.stderr and done.stdout == ""
+
+
+# -- paths, numbers and streams that are not what they seem --------------------
+
+
+@pytest.mark.parametrize("flag", ["--output", "--records"])
+def test_an_empty_path_is_refused_as_empty(cli, flag):
+    code, err = cli([*RUN, flag, ""])
+    _check(code, err, [flag, "an empty path"])
+    assert "already exists" not in err and ".: cannot read" not in err
+
+
+def test_a_dangling_symlink_as_output_is_called_a_link(cli, tmp_path):
+    link = tmp_path / "results.jsonl"
+    link.symlink_to(tmp_path / "nowhere.jsonl")
+    code, err = cli([*RUN, "--output", str(link)])
+    _check(code, err, [str(link), "is a symbolic link", "nowhere.jsonl"])
+    assert "already exists" not in err and not (tmp_path / "nowhere.jsonl").exists()
+
+
+@pytest.mark.parametrize("latency", ["inf", "1e400", "600001"])
+def test_a_latency_that_is_not_finite_or_too_long_is_refused(cli, latency):
+    code, err = cli([*RUN, f"--latency-ms={latency}"])
+    _check(code, err, ["--latency-ms", repr(latency)])
+
+
+@pytest.mark.parametrize("where", ["environment", "flag"])
+def test_a_very_long_value_is_cut_short_in_the_message(cli, where):
+    digits = "5" * 5000
+    if where == "environment":
+        code, err = cli(RUN, {"MAX_CONCURRENCY": digits})
+        words = ["MAX_CONCURRENCY=", "5000 characters", "environment",
+                 "from 1 to 10000"]
+    else:
+        code, err = cli([*RUN, "--max-retries", digits])
+        words = ["--max-retries", "5000 characters"]
+    _check(code, err, words)
+    assert len(err.strip().splitlines()[-1]) < 300 and digits not in err
+
+
+def test_a_fifo_as_records_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "records.jsonl"
+    os.mkfifo(fifo)
+    # No one writes to it: reading it would wait for ever.
+    done = subprocess.run(
+        [sys.executable, "-m", "labkit", *RUN, "--records", str(fifo)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 2
+    assert f"{fifo}: cannot read the records file" in done.stderr
+    assert "FIFO" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_report_that_cannot_be_printed_is_one_line_and_exit_1():
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "labkit", *RUN, "--json"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "labkit: error: cannot write the report to stdout (No space left on device)"
+    ]

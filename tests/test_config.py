@@ -73,3 +73,35 @@ def test_from_env_refuses_bad_text_naming_the_variable(environ, words):
         Config.from_env(environ)
     for word in words:
         assert word in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "override"),
+    [({"MAX_CONCURRENCY": "abc"}, {"max_concurrency": 5}),
+     ({"HONOUR_HINT": "maybe"}, {"honour_hint": False})],
+)
+def test_an_overridden_variable_is_not_read_at_all(environ, override):
+    config = Config.from_env(environ, **override)
+    name, value = next(iter(override.items()))
+    assert getattr(config, name) == value
+
+
+def test_the_flag_wins_over_a_bad_environment_value_on_the_command_line(
+    capsys, monkeypatch
+):
+    from labkit.cli import main
+
+    monkeypatch.setenv("MAX_CONCURRENCY", "abc")
+    monkeypatch.setenv("HONOUR_HINT", "maybe")
+    code = main(["run", "--clock", "virtual", "-q", "--json", "--max-concurrency",
+                 "5", "--honour-hint"])
+    assert code == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["5" * 5000, "x" * 5000, " 1" + "0" * 30])
+def test_a_long_environment_value_is_cut_short_in_the_message(value):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"MAX_RETRIES": value})
+    message = str(caught.value)
+    assert message.startswith("MAX_RETRIES=") and len(message) < 200
+    assert "environment" in message and "from 0 to 1000" in message

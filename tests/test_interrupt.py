@@ -319,3 +319,129 @@ def _expected_codes(how):
     if how in ("kill", "early-kill"):
         return {-signal.SIGKILL, 0}
     return {0}
+
+
+# -- Ctrl-C pressed twice, early, or while the batch will not stop ---------------
+
+# A driver that makes Ctrl-C land at exact moments, from inside the process:
+# os.kill(own pid) runs the handler at the next bytecode, so where it lands
+# does not depend on how busy the machine is. argv[1] says when.
+SELF_SIGNAL_DRIVER = """
+import asyncio, os, signal, sys
+from labkit import cli, mock_server
+
+when = sys.argv[1]
+
+def ctrl_c(times=1):
+    for _ in range(times):
+        os.kill(os.getpid(), signal.SIGINT)
+
+if when == "twice-mid-write":
+    # Two Ctrl-C's one right after the other, while an outcome is written.
+    from labkit import results
+    original_write = results.ResultsWriter.write
+    def write(self, outcome):
+        original_write(self, outcome)
+        if self.written == 5:
+            ctrl_c(2)
+    results.ResultsWriter.write = write
+
+elif when == "after-init":
+    # Ctrl-C as soon as the batch exists, before its loop runs.
+    class Batch(cli.BatchRun):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            ctrl_c()
+    cli.BatchRun = Batch
+
+elif when == "stubborn":
+    # A request that ignores cancelling: the run must still end.
+    cli.STOP_GRACE_SECONDS = 0.3
+    cli.CLOSE_GRACE_SECONDS = 0.3
+    async def handle(self, request):
+        ctrl_c()
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass
+    mock_server.MockEndpoint.handle = handle
+
+# As `python -m labkit` calls it: main() without argv is the whole program.
+sys.argv[1:] = sys.argv[2:]
+sys.exit(cli.main())
+"""
+
+
+def _self_signalled_run(tmp_path, when, *flags):
+    driver = tmp_path / "self_signal.py"
+    driver.write_text(SELF_SIGNAL_DRIVER)
+    output = tmp_path / "results.jsonl"
+    command = [sys.executable, str(driver), when, "run", "--json", "--output",
+               str(output), "--latency-ms", "20", *flags]
+    process = _start(command, FAST)
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"hung after Ctrl-C ({when}); stderr ends: {err[-500:]}")
+    return process.returncode, out, err, output
+
+
+def _check_partial_report(code, out, err, output, records):
+    assert code == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert "labkit: interrupted" not in err  # the batch's report, not the bare line
+    report = json.loads(out)
+    assert report["interrupted"] is True
+    assert [o["record_id"] for o in report["outcomes"]] == [r.id for r in records]
+    # The file holds exactly the report's successes, each on a whole line.
+    settled = {o["record_id"] for o in report["outcomes"] if o["status"] == "succeeded"}
+    past = read_results(output, {r.id for r in records})
+    assert past.broken_tail is None and set(past.succeeded) == settled
+    return report
+
+
+def test_a_second_ctrl_c_still_gives_the_report_and_130(tmp_path, records):
+    code, out, err, output = _self_signalled_run(tmp_path, "twice-mid-write")
+    report = _check_partial_report(code, out, err, output, records)
+    assert report["not_attempted"] > 0
+    assert "stopping already" in err  # the second one was seen, and ignored
+
+
+def test_ctrl_c_right_after_init_reports_every_record_not_attempted(tmp_path,
+                                                                    records):
+    code, out, err, output = _self_signalled_run(tmp_path, "after-init")
+    report = _check_partial_report(code, out, err, output, records)
+    assert report["not_attempted"] == 100 and report["requests"] == 0
+    assert "[DONE] interrupted" in err
+
+
+def test_records_that_ignore_cancelling_do_not_hang_the_exit(tmp_path, records):
+    started = time.monotonic()
+    code, out, err, output = _self_signalled_run(tmp_path, "stubborn")
+    _check_partial_report(code, out, err, output, records)
+    assert "gave up waiting" in err
+    assert time.monotonic() - started < 20
+
+
+def test_two_real_ctrl_c_in_quick_succession_exit_130(tmp_path, records):
+    # What `timeout` does, and an impatient user: SIGINT twice, from outside,
+    # at gaps where the second lands in the cancelling, the report or the exit.
+    for gap in (0.0005, 0.005, 0.05):
+        output = tmp_path / f"results-{gap}.jsonl"
+        command = [sys.executable, "-m", "labkit", "run", "--json", "--output",
+                   str(output), "--latency-ms", "20"]
+        process = _start(command, FAST)
+        assert _wait_for_lines(process, output, 10), "the run ended before Ctrl-C"
+        process.send_signal(signal.SIGINT)
+        time.sleep(gap)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"hung after two Ctrl-C's {gap}s apart")
+        _check_partial_report(process.returncode, out, err, output, records)
