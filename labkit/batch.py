@@ -404,8 +404,12 @@ async def run_batch(
     return await BatchRun(records, config, **options).run()
 
 
-def _check_options(records: Iterable[Record], sample_every: float, backlog: int) -> None:
-    """Refuse options that would hang or confuse the batch, before anything is sent."""
+def _check_options(
+    records: Iterable[Record],
+    sample_every: float,
+    backlog: int,
+) -> None:
+    """Refuse options that would hang or confuse the batch before anything is sent."""
     if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
         raise ValueError(f"backlog={backlog!r} must be a whole number >= 1")
     if not 0 < sample_every < float("inf"):

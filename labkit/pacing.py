@@ -252,8 +252,9 @@ def make_pacer(
 
     ``"bucket"`` is aiolimiter's leaky bucket at ``limit`` per ``window``
     seconds; ``"window"`` is a ``WindowPacer``, which learns the limit from the
-    server and takes ``window`` only as its guess until an answer says more. A pacer holds state of one run, on one
-    event loop: make a new one for every batch.
+    server and takes ``window`` only as its guess until an answer says more.
+    A pacer holds state of one run, on one event loop: make a new one for
+    every batch.
     """
     if kind == "none":
         return None
