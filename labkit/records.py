@@ -96,7 +96,7 @@ def _parse_line(line: str, where: str) -> Record:
         value = data.get(field)
         if not isinstance(value, str) or not value.strip():
             raise RecordsError(f"{where}: field {field!r} must be a non-empty string")
-        if not _is_unicode_text(value):
+        if not is_unicode_text(value):
             raise RecordsError(
                 f"{where}: field {field!r} is not valid Unicode text (it holds a "
                 "lone surrogate, as a cut emoji leaves); fix or remove the line"
@@ -110,7 +110,9 @@ def _parse_line(line: str, where: str) -> Record:
     )
 
 
-def _is_unicode_text(text: str) -> bool:
+def is_unicode_text(text: str) -> bool:
+    """False for text holding a lone surrogate, the one str UTF-8 cannot encode."""
+    # Such text would crash every later write of it (a results file, a report).
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

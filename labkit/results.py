@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from .batch import FAILED, NOT_ATTEMPTED, SUCCEEDED, Outcome, Report
-from .records import Record
+from .records import Record, is_unicode_text
 
 __all__ = ["ResultsError", "PastResults", "ResultsWriter", "read_results"]
 
@@ -406,7 +406,7 @@ def _outcome_from(data: Any, where: str) -> Outcome:
         raise ResultsError(f"{where}: field 'record_id' must be a non-empty string")
     for name in ("record_id", "value", "reason", "error_type", "kind"):
         text = data.get(name)
-        if isinstance(text, str) and not _is_unicode_text(text):
+        if isinstance(text, str) and not is_unicode_text(text):
             raise ResultsError(
                 f"{where}: field {name!r} is not valid Unicode text (it holds a "
                 "lone surrogate); fix or delete this line"
@@ -429,15 +429,6 @@ def _outcome_from(data: Any, where: str) -> Outcome:
     }
     return Outcome(record_id, status, attempts=attempts, **texts)
 
-
-def _is_unicode_text(text: str) -> bool:
-    # A lone surrogate is the one str that cannot become UTF-8; such text
-    # would crash every later write of it (the rewrite, the report).
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _check_id(
