@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 
-__all__ = ["backoff_delay", "JITTER_MODES"]
+__all__ = ["backoff_delay", "check_backoff", "JITTER_MODES"]
 
 JITTER_MODES = ("none", "equal", "full")
 
@@ -42,12 +42,7 @@ def backoff_delay(
     """
     if retry < 1:
         raise ValueError(f"retry={retry} must be 1 or more (1 is the first retry)")
-    if not (0 <= base < math.inf and 0 <= cap < math.inf):
-        raise ValueError(
-            f"base={base} and cap={cap} must be finite and must not be negative"
-        )
-    if jitter not in JITTER_MODES:
-        raise ValueError(f"jitter={jitter!r} must be one of {', '.join(JITTER_MODES)}")
+    check_backoff(base=base, cap=cap, jitter=jitter)
 
     exponent = min(retry - 1, _MAX_EXPONENT)
     delay = float(min(cap, base * 2**exponent))
@@ -59,3 +54,13 @@ def backoff_delay(
     if jitter == "equal":
         return delay / 2 + delay / 2 * draw
     return delay
+
+
+def check_backoff(*, base: float, cap: float, jitter: str) -> None:
+    """Refuse backoff settings that could never give a usable delay."""
+    if not (0 <= base < math.inf and 0 <= cap < math.inf):
+        raise ValueError(
+            f"base={base} and cap={cap} must be finite and must not be negative"
+        )
+    if jitter not in JITTER_MODES:
+        raise ValueError(f"jitter={jitter!r} must be one of {', '.join(JITTER_MODES)}")

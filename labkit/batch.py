@@ -178,9 +178,7 @@ class BatchRun:
     ) -> None:
         self.config = config or Config()
         self.records = records
-        self.endpoint = endpoint or MockEndpoint(
-            limit=self.config.rate_limit, window=self.config.rate_window, seed=seed
-        )
+        self.endpoint = endpoint or MockEndpoint.for_config(self.config, seed=seed)
         self.timeline = timeline or Timeline()
         self.pool = None if naive else pool or Pool(self.config.max_concurrency)
         self.pacer = pacer

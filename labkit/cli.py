@@ -32,7 +32,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .batch import BatchRun, Report
-from .config import JITTER_MODES, KNOBS, RETRY_POLICIES, Config, ConfigError, _shown
+from .config import KNOBS, Config, ConfigError, _shown
 from .mock_server import Faults, MockEndpoint
 from .pacing import PACERS, make_pacer
 from .records import DEFAULT_RECORDS, Record, RecordsError, load_records
@@ -186,9 +186,8 @@ def execute(
                 args, config, records, past=past, writer=writer, ctrl_c=own
             )
 
-    endpoint = MockEndpoint(
-        limit=config.rate_limit,
-        window=config.rate_window,
+    endpoint = MockEndpoint.for_config(
+        config,
         latency=args.latency_ms / 1000,
         faults=args.faults,
         seed=args.seed,
@@ -689,4 +688,4 @@ def _configure_logging(quiet: bool) -> None:
     logger.propagate = False
 
 
-__all__ = ["main", "build_parser", "JITTER_MODES", "RETRY_POLICIES"]
+__all__ = ["main", "build_parser"]

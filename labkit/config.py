@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .backoff import JITTER_MODES
+
 __all__ = ["Config", "ConfigError", "KNOBS"]
 
-JITTER_MODES = ("none", "equal", "full")
 RETRY_POLICIES = ("lab", "production")
 
 

@@ -16,8 +16,12 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from .config import Config
 
 __all__ = [
     "MockEndpoint",
@@ -218,6 +222,14 @@ class MockEndpoint:
         self.stats = EndpointStats()
         self._rng = random.Random(seed)
         self._grid_start: float | None = None
+
+    @classmethod
+    def for_config(cls, config: Config, **options: Any) -> MockEndpoint:
+        """The endpoint whose limit and window a ``Config`` describes.
+
+        ``options`` are the other keywords (``latency``, ``faults``, ``seed``).
+        """
+        return cls(limit=config.rate_limit, window=config.rate_window, **options)
 
     @property
     def transport(self) -> httpx.MockTransport:

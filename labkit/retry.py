@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .backoff import JITTER_MODES, backoff_delay
+from .backoff import backoff_delay, check_backoff
 from .client import (
     MAX_HINT_SECONDS,
     BadRequestError,
@@ -130,9 +130,7 @@ async def with_retry(
         raise ValueError(f"max_retries={max_retries!r} must be a whole number")
     if max_retries < 0:
         raise ValueError(f"max_retries={max_retries} must be 0 or more")
-    if jitter not in JITTER_MODES:
-        raise ValueError(f"jitter={jitter!r} must be one of {', '.join(JITTER_MODES)}")
-    backoff_delay(1, base=base_delay, cap=max_delay, jitter="none")  # checks both
+    check_backoff(base=base_delay, cap=max_delay, jitter=jitter)
 
     tell = _Teller(timeline, record_id)
     for number in range(1, max_retries + 2):

@@ -161,9 +161,8 @@ async def _run(
     seed: int,
 ) -> tuple[Report, int]:
     config = scenario.config
-    endpoint = MockEndpoint(
-        limit=config.rate_limit,
-        window=config.rate_window,
+    endpoint = MockEndpoint.for_config(
+        config,
         latency=scenario.latency_ms / 1000,
         latency_sigma=scenario.latency_sigma,
         faults=scenario.faults,

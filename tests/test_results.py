@@ -123,11 +123,12 @@ def test_a_resume_sends_only_what_has_not_succeeded(tmp_path, records, capsys,
 
     endpoints = []
 
-    def recording(**options):
-        endpoints.append(RecordingEndpoint(**options))
-        return endpoints[-1]
+    class Recording(RecordingEndpoint):
+        def __init__(self, **options):
+            super().__init__(**options)
+            endpoints.append(self)
 
-    monkeypatch.setattr(labkit.cli, "MockEndpoint", recording)
+    monkeypatch.setattr(labkit.cli, "MockEndpoint", Recording)
     code = main(["run", "--clock", "virtual", "-q", "--json", "--output", str(path),
                  "--resume"])
     report = json.loads(capsys.readouterr().out)
